@@ -1,0 +1,1 @@
+//! The integration-test suite of delira: one binary, one module per area.
