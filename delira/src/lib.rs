@@ -34,6 +34,7 @@
 //! assert_eq!(batch.i64("label").unwrap().as_slice().unwrap(), [0, 1, 0]);
 //! ```
 
+pub mod augment;
 pub mod data;
 pub mod io;
 pub mod random;
