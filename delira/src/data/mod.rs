@@ -6,6 +6,8 @@
 
 mod batch;
 mod dataset;
+mod sampler;
 
 pub use batch::{Batch, BatchField, CollateError, Record, Sample, Value};
 pub use dataset::{DataError, Dataset, FnDataset};
+pub use sampler::{BatchSampler, Sampler, SequentialSampler};
