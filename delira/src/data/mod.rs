@@ -5,9 +5,15 @@
 //! transforms them on worker threads and collates them into [`Batch`]es of named arrays.
 
 mod batch;
+mod cache;
 mod dataset;
+mod loader;
 mod sampler;
+mod wrappers;
 
 pub use batch::{Batch, BatchField, CollateError, Record, Sample, Value};
+pub use cache::{ByteSize, CacheBudget, CacheStats, CachedDataset};
 pub use dataset::{DataError, Dataset, FnDataset};
+pub use loader::{Epoch, EpochStats, Loader, LoaderConfig, LoaderError};
 pub use sampler::{BatchSampler, Sampler, SequentialSampler};
+pub use wrappers::{Concat, DatasetExt, LazyDataset, MapDataset, Subset};
