@@ -1,1 +1,4 @@
 //! The integration-test suite of delira: one binary, one module per area.
+
+mod loader;
+mod wrappers;
