@@ -417,7 +417,8 @@ where
         let stored = self.store(index, Arc::clone(&item));
         drop(claim);
         stored?;
-        Ok(Arc::try_unwrap(item).unwrap_or_else(|shared| (*shared).clone()))
+        // One copy stays in the cache, one goes to the caller.
+        Ok((*item).clone())
     }
 }
 

@@ -246,6 +246,7 @@ where
     }
 
     /// The batches of `epoch`, in sampler order; worker threads start at once.
+    #[must_use = "the epoch's worker threads start at once; iterate the epoch to receive its batches"]
     pub fn epoch(&self, epoch: u64) -> Epoch<D::Item> {
         let dataset = Arc::clone(&self.dataset);
         let transform = self.transform.clone();
@@ -483,6 +484,7 @@ fn collate<T: Sample>(
 }
 
 /// One sample to load: its batch, its place in the batch and its dataset index.
+#[derive(Clone, Copy)]
 struct Task {
     batch: usize,
     slot: usize,
@@ -633,46 +635,57 @@ impl<T> Drop for Workers<T> {
 }
 
 /// A worker's loop: take a sample, load it, place it; collate the batch it completes.
+///
+/// Everything a task does runs under `catch_unwind` (user code may panic even while a sample is
+/// dropped), so a worker never dies with a batch half done, which would leave the consumer
+/// waiting for it.
 fn work<T: Sample>(shared: &Shared<T>, tasks: &Receiver<Task>, results: &Sender<Delivery>) {
     while let Ok(task) = tasks.recv() {
-        if task.batch >= shared.limit.load(Ordering::SeqCst) {
-            continue;
-        }
-        let item = match load_sample(shared.load.as_ref(), task.index, task.batch) {
-            Ok(item) => item,
-            Err(error) => {
-                if results.send((task.batch, Err(error))).is_err() {
-                    return;
-                }
-                continue;
-            }
+        let (batch, index) = (task.batch, task.index);
+        let delivery = match catch_unwind(AssertUnwindSafe(|| run_task(shared, task))) {
+            Ok(Some(delivery)) => delivery,
+            Ok(None) => continue,
+            Err(payload) => (
+                batch,
+                Err(LoaderError::Panic {
+                    index,
+                    batch,
+                    message: panic_message(payload.as_ref()),
+                }),
+            ),
         };
-        if task.batch >= shared.limit.load(Ordering::SeqCst) {
-            continue;
-        }
-
-        let complete = {
-            let mut pending = shared
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let Some(entry) = pending.get_mut(&task.batch) else {
-                continue;
-            };
-            entry.samples[task.slot] = Some(item);
-            entry.missing -= 1;
-            if entry.missing == 0 {
-                pending.remove(&task.batch)
-            } else {
-                None
-            }
-        };
-        if let Some(done) = complete {
-            let samples = done.samples.into_iter().flatten().collect();
-            let result = collate(task.batch, &done.indices, samples);
-            if results.send((task.batch, result)).is_err() {
-                return;
-            }
+        if results.send(delivery).is_err() {
+            return;
         }
     }
+}
+
+/// Loads one sample; returns the batch it completes, or its error.
+fn run_task<T: Sample>(shared: &Shared<T>, task: Task) -> Option<Delivery> {
+    if task.batch >= shared.limit.load(Ordering::SeqCst) {
+        return None;
+    }
+    let item = match load_sample(shared.load.as_ref(), task.index, task.batch) {
+        Ok(item) => item,
+        Err(error) => return Some((task.batch, Err(error))),
+    };
+    if task.batch >= shared.limit.load(Ordering::SeqCst) {
+        return None;
+    }
+
+    let done = {
+        let mut pending = shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = pending.get_mut(&task.batch)?;
+        entry.samples[task.slot] = Some(item);
+        entry.missing -= 1;
+        if entry.missing > 0 {
+            return None;
+        }
+        pending.remove(&task.batch)?
+    };
+    let samples = done.samples.into_iter().flatten().collect();
+    Some((task.batch, collate(task.batch, &done.indices, samples)))
 }
