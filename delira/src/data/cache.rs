@@ -77,11 +77,11 @@ impl<T: ByteSize> ByteSize for Vec<T> {
 
 impl<T: ByteSize> ByteSize for Option<T> {
     fn byte_size(&self) -> usize {
-        match self {
-            // The payload's inline size already contains the discriminant's share or more.
-            Some(value) => value.byte_size().max(std::mem::size_of::<Self>()),
-            None => std::mem::size_of::<Self>(),
-        }
+        // The payload's own size counts its inline part, which the option's size contains.
+        let payload = self
+            .as_ref()
+            .map_or(0, |value| value.byte_size() - std::mem::size_of::<T>());
+        std::mem::size_of::<Self>() + payload
     }
 }
 
@@ -440,6 +440,9 @@ mod tests {
         assert_eq!("abc".to_owned().byte_size(), 24 + 3);
         assert_eq!((1_u8, 2_u64).byte_size(), 9);
         assert_eq!(vec![1_u16, 2, 3].byte_size(), 24 + 6);
+        assert_eq!(Some("ab".to_owned()).byte_size(), 24 + 2);
+        assert_eq!(Some(1_u32).byte_size(), 8);
+        assert_eq!(None::<u32>.byte_size(), 8);
         let record = Record::new().with("id", "s1");
         assert_eq!(
             record.byte_size(),

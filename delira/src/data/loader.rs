@@ -409,10 +409,10 @@ impl<T: Sample> Iterator for Epoch<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            (0, Some(0))
-        } else {
-            (0, Some(self.plan.len() - self.next))
+        match self.mode {
+            _ if self.done => (0, Some(0)),
+            Mode::Failed(_) => (1, Some(1)),
+            _ => (0, Some(self.plan.len() - self.next)),
         }
     }
 }
