@@ -211,13 +211,14 @@ fn an_io_error_names_the_sample_and_ends_the_epoch() {
             let err = out[2].as_ref().unwrap_err();
             assert_eq!(
                 err.to_string(),
-                "sample 13 (in batch 2) failed: subjects/s13/t1.nii.gz: no such file"
+                "sample 13 (batch 2 of epoch 0) failed: subjects/s13/t1.nii.gz: no such file"
             );
             assert!(matches!(
                 err,
                 LoaderError::Sample {
                     index: 13,
                     batch: 2,
+                    epoch: 0,
                     cause: DataError::Io(_)
                 }
             ));
@@ -249,7 +250,7 @@ fn a_panic_in_the_transform_names_the_sample() {
             let err = err.unwrap_err();
             assert_eq!(
                 err.to_string(),
-                "sample 9 (in batch 2) panicked: intensity window is empty for s9"
+                "sample 9 (batch 2 of epoch 0) panicked: intensity window is empty for s9"
             );
         }
     });
@@ -281,7 +282,7 @@ fn a_failure_stops_slow_workers_promptly() {
     assert_eq!(out[0].as_ref().unwrap().indices(), [0, 1, 2, 3]);
     assert_eq!(
         out[1].as_ref().unwrap_err(),
-        "sample 5 (in batch 1) failed: corrupt header"
+        "sample 5 (batch 1 of epoch 0) failed: corrupt header"
     );
     assert!(
         elapsed < Duration::from_secs(1),
@@ -444,7 +445,7 @@ fn a_shape_mismatch_names_the_batch_field_and_shapes() {
             let err = out[1].as_ref().unwrap_err();
             assert_eq!(
                 err.to_string(),
-                "batch 1 (samples [4, 5, 6, 7]) could not be collated: field `image` has shape \
+                "batch 1 of epoch 0 (samples [4, 5, 6, 7]) could not be collated: field `image` has shape \
                  [1, 5, 4] in sample 2 of the batch but [1, 4, 4] in sample 0; crop, pad or \
                  resample the samples to one shape"
             );
@@ -536,5 +537,40 @@ fn a_cached_dataset_loads_each_sample_once_across_workers_and_epochs() {
         assert_eq!(*loads.lock().unwrap(), vec![1; 12]);
         let stats = loader.dataset().stats();
         assert_eq!((stats.loads, stats.hits, stats.entries), (12, 24, 12));
+    });
+}
+
+#[test]
+fn a_panic_in_the_dataset_names_the_sample_and_epoch() {
+    within(GUARD, || {
+        for workers in [0, 3] {
+            let data = FnDataset::new(12, |i| {
+                assert!(i != 7, "voxel data ends early");
+                Ok(record(i))
+            });
+            let loader = Loader::new(data, SequentialSampler::new(12), config(3, workers)).unwrap();
+            let out: Vec<_> = loader.epoch(3).collect();
+            assert_eq!(out.len(), 3);
+            assert_eq!(
+                out[2].as_ref().unwrap_err().to_string(),
+                "sample 7 (batch 2 of epoch 3) panicked: voxel data ends early"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_resumed_epoch_repeats_the_remaining_batches_exactly() {
+    within(GUARD, || {
+        for workers in [0, 2] {
+            let data = FnDataset::new(17, |i| Ok(record(i)));
+            let loader = Loader::new(data, Shuffled(17), config(4, workers))
+                .unwrap()
+                .with_transform(noisy_flip);
+            let whole = collect_epoch(&loader, 2);
+            let rest: Vec<Batch> = loader.epoch_from(2, 3).map(Result::unwrap).collect();
+            assert_eq!(rest, whole[3..]);
+            assert_eq!(loader.epoch_from(2, 9).count(), 0);
+        }
     });
 }

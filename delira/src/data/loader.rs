@@ -98,40 +98,50 @@ pub enum LoaderError {
     #[error("invalid loader configuration: {0}")]
     Config(String),
     /// The dataset or the transform returned an error for a sample.
-    #[error("sample {index} (in batch {batch}) failed: {cause}")]
+    #[error("sample {index} (batch {batch} of epoch {epoch}) failed: {cause}")]
     Sample {
         /// The sample's dataset index.
         index: usize,
         /// The batch's position in the epoch.
         batch: usize,
+        /// The epoch.
+        epoch: u64,
         /// What went wrong.
         cause: DataError,
     },
     /// The dataset or the transform panicked on a sample.
-    #[error("sample {index} (in batch {batch}) panicked: {message}")]
+    #[error("sample {index} (batch {batch} of epoch {epoch}) panicked: {message}")]
     Panic {
         /// The sample's dataset index.
         index: usize,
         /// The batch's position in the epoch.
         batch: usize,
+        /// The epoch.
+        epoch: u64,
         /// The panic's message.
         message: String,
     },
     /// The samples of a batch could not be stacked.
-    #[error("batch {batch} (samples {indices:?}) could not be collated: {cause}")]
+    #[error("batch {batch} of epoch {epoch} (samples {indices:?}) could not be collated: {cause}")]
     Collate {
         /// The batch's position in the epoch.
         batch: usize,
+        /// The epoch.
+        epoch: u64,
         /// The samples' dataset indices.
         indices: Vec<usize>,
         /// What did not agree.
         cause: CollateError,
     },
     /// Turning the samples of a batch into fields panicked.
-    #[error("batch {batch} (samples {indices:?}) panicked while collating: {message}")]
+    #[error(
+        "batch {batch} of epoch {epoch} (samples {indices:?}) panicked while collating: {message}"
+    )]
     CollatePanic {
         /// The batch's position in the epoch.
         batch: usize,
+        /// The epoch.
+        epoch: u64,
         /// The samples' dataset indices.
         indices: Vec<usize>,
         /// The panic's message.
@@ -248,6 +258,26 @@ where
     /// The batches of `epoch`, in sampler order; worker threads start at once.
     #[must_use = "the epoch's worker threads start at once; iterate the epoch to receive its batches"]
     pub fn epoch(&self, epoch: u64) -> Epoch<D::Item> {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of `epoch` from batch number `first` on, for resuming an interrupted epoch:
+    /// they are identical to the same batches of [`Loader::epoch`], and keep their numbers in
+    /// errors. A `first` beyond the end gives an empty epoch.
+    ///
+    /// ```
+    /// use delira::data::{FnDataset, Loader, LoaderConfig, Record, SequentialSampler};
+    /// use ndarray::arr0;
+    ///
+    /// let data = FnDataset::new(10, |i| Ok(Record::new().with("i", arr0(i as i64).into_dyn())));
+    /// let config = LoaderConfig::builder().batch_size(3).workers(1).build();
+    /// let loader = Loader::new(data, SequentialSampler::new(10), config).unwrap();
+    /// let rest: Vec<Vec<usize>> =
+    ///     loader.epoch_from(0, 2).map(|b| b.unwrap().indices().to_vec()).collect();
+    /// assert_eq!(rest, [vec![6, 7, 8], vec![9]]);
+    /// ```
+    #[must_use = "the epoch's worker threads start at once; iterate the epoch to receive its batches"]
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> Epoch<D::Item> {
         let dataset = Arc::clone(&self.dataset);
         let transform = self.transform.clone();
         let seed = self.config.seed;
@@ -267,7 +297,13 @@ where
             workers = self.config.workers,
             "loader epoch starts"
         );
-        Epoch::start(epoch, self.batches.epoch_batches(epoch), load, &self.config)
+        Epoch::start(
+            epoch,
+            self.batches.epoch_batches(epoch),
+            first,
+            load,
+            &self.config,
+        )
     }
 }
 
@@ -327,13 +363,15 @@ impl<T: Sample> Epoch<T> {
     fn start(
         epoch: u64,
         plan: Vec<Vec<usize>>,
+        first: usize,
         load: Arc<LoadFn<T>>,
         config: &LoaderConfig,
     ) -> Self {
+        let first = first.min(plan.len());
         let mode = if config.workers == 0 {
             Mode::Inline(load)
         } else {
-            match Workers::spawn(load, config.workers, config.prefetch, &plan) {
+            match Workers::spawn(load, epoch, config, &plan, first) {
                 Ok(workers) => Mode::Threads(workers),
                 Err(error) => Mode::Failed(Some(error)),
             }
@@ -341,7 +379,7 @@ impl<T: Sample> Epoch<T> {
         Self {
             number: epoch,
             plan,
-            next: 0,
+            next: first,
             done: false,
             mode,
             started: Instant::now(),
@@ -387,7 +425,7 @@ impl<T: Sample> Iterator for Epoch<T> {
         }
         let result = match &mut self.mode {
             Mode::Failed(error) => Err(error.take()?),
-            Mode::Inline(load) => load_batch(load.as_ref(), batch, &self.plan[batch]),
+            Mode::Inline(load) => load_batch(load.as_ref(), self.number, batch, &self.plan[batch]),
             Mode::Threads(workers) => workers.receive(batch, &self.plan),
         };
         let stall = waiting.elapsed();
@@ -424,17 +462,24 @@ impl<T: Sample> Drop for Epoch<T> {
 }
 
 /// Loads one sample, turning a panic into an error.
-fn load_sample<T>(load: &LoadFn<T>, index: usize, batch: usize) -> Result<T, LoaderError> {
+fn load_sample<T>(
+    load: &LoadFn<T>,
+    epoch: u64,
+    batch: usize,
+    index: usize,
+) -> Result<T, LoaderError> {
     match catch_unwind(AssertUnwindSafe(|| load(index))) {
         Ok(Ok(item)) => Ok(item),
         Ok(Err(cause)) => Err(LoaderError::Sample {
             index,
             batch,
+            epoch,
             cause,
         }),
         Err(payload) => Err(LoaderError::Panic {
             index,
             batch,
+            epoch,
             message: panic_message(payload.as_ref()),
         }),
     }
@@ -453,17 +498,19 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Loads and collates a whole batch on the calling thread.
 fn load_batch<T: Sample>(
     load: &LoadFn<T>,
+    epoch: u64,
     batch: usize,
     indices: &[usize],
 ) -> Result<Batch, LoaderError> {
     let samples = indices
         .iter()
-        .map(|&index| load_sample(load, index, batch))
+        .map(|&index| load_sample(load, epoch, batch, index))
         .collect::<Result<Vec<T>, _>>()?;
-    collate(batch, indices, samples)
+    collate(epoch, batch, indices, samples)
 }
 
 fn collate<T: Sample>(
+    epoch: u64,
     batch: usize,
     indices: &[usize],
     samples: Vec<T>,
@@ -472,11 +519,13 @@ fn collate<T: Sample>(
         Ok(Ok(collated)) => Ok(collated.with_indices(indices.to_vec())),
         Ok(Err(cause)) => Err(LoaderError::Collate {
             batch,
+            epoch,
             indices: indices.to_vec(),
             cause,
         }),
         Err(payload) => Err(LoaderError::CollatePanic {
             batch,
+            epoch,
             indices: indices.to_vec(),
             message: panic_message(payload.as_ref()),
         }),
@@ -501,6 +550,7 @@ struct Pending<T> {
 /// What the consumer and the workers share.
 struct Shared<T> {
     load: Arc<LoadFn<T>>,
+    epoch: u64,
     /// Workers skip samples of batches at or beyond this number; lowered to stop work.
     limit: AtomicUsize,
     pending: Mutex<HashMap<usize, Pending<T>>>,
@@ -523,12 +573,15 @@ struct Workers<T> {
 impl<T: Sample> Workers<T> {
     fn spawn(
         load: Arc<LoadFn<T>>,
-        count: usize,
-        prefetch: usize,
+        epoch: u64,
+        config: &LoaderConfig,
         plan: &[Vec<usize>],
+        first: usize,
     ) -> Result<Self, LoaderError> {
+        let count = config.workers;
         let shared = Arc::new(Shared {
             load,
+            epoch,
             limit: AtomicUsize::new(usize::MAX),
             pending: Mutex::new(HashMap::new()),
         });
@@ -540,8 +593,8 @@ impl<T: Sample> Workers<T> {
             results: result_rx,
             early: BTreeMap::new(),
             handles: Vec::with_capacity(count),
-            issued: 0,
-            prefetch,
+            issued: first,
+            prefetch: config.prefetch,
         };
         for k in 0..count {
             let shared = Arc::clone(&workers.shared);
@@ -556,7 +609,7 @@ impl<T: Sample> Workers<T> {
                 Err(error) => return Err(LoaderError::Spawn(error.to_string())),
             }
         }
-        workers.top_up(0, plan);
+        workers.top_up(first, plan);
         Ok(workers)
     }
 
@@ -650,6 +703,7 @@ fn work<T: Sample>(shared: &Shared<T>, tasks: &Receiver<Task>, results: &Sender<
                 Err(LoaderError::Panic {
                     index,
                     batch,
+                    epoch: shared.epoch,
                     message: panic_message(payload.as_ref()),
                 }),
             ),
@@ -665,7 +719,7 @@ fn run_task<T: Sample>(shared: &Shared<T>, task: Task) -> Option<Delivery> {
     if task.batch >= shared.limit.load(Ordering::SeqCst) {
         return None;
     }
-    let item = match load_sample(shared.load.as_ref(), task.index, task.batch) {
+    let item = match load_sample(shared.load.as_ref(), shared.epoch, task.batch, task.index) {
         Ok(item) => item,
         Err(error) => return Some((task.batch, Err(error))),
     };
@@ -687,5 +741,6 @@ fn run_task<T: Sample>(shared: &Shared<T>, task: Task) -> Option<Delivery> {
         pending.remove(&task.batch)?
     };
     let samples = done.samples.into_iter().flatten().collect();
-    Some((task.batch, collate(task.batch, &done.indices, samples)))
+    let collated = collate(shared.epoch, task.batch, &done.indices, samples);
+    Some((task.batch, collated))
 }
