@@ -203,7 +203,8 @@ pub struct CacheStats {
 ///
 /// Safe to share between threads: when several threads ask for the same sample at once, one
 /// loads it and the others wait for it, so a sample is never loaded twice at the same time. A
-/// failed load is not cached; the next access tries again. Sizes come from [`ByteSize`].
+/// failed load is not cached; the next access tries again. Sizes come from [`ByteSize`]; the
+/// budget counts the samples kept, not those being loaded or already handed to callers.
 ///
 /// `get` returns a clone of the kept sample, so the wrapped type should be cheap to clone relative
 /// to loading it (arrays are copied in memory, which is far faster than decoding a file).
