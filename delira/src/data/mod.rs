@@ -7,7 +7,11 @@
 mod batch;
 mod dataset;
 mod sampler;
+pub mod split;
 
 pub use batch::{Batch, BatchField, CollateError, Record, Sample, Value};
 pub use dataset::{DataError, Dataset, FnDataset};
-pub use sampler::{BatchSampler, Sampler, SequentialSampler};
+pub use sampler::{
+    BatchSampler, ClassBalancedSampler, IndexSampler, RandomSampler, Sampler, SamplerConfig,
+    SamplerError, SamplerKind, SequentialSampler, WeightedSampler,
+};
