@@ -238,7 +238,9 @@ fn grouped_holdout_keeps_groups_whole() {
             .group(true)
             .build();
         let split = config.split(&targets).unwrap();
-        assert_eq!(targets.group_violation(&split), None, "seed {seed}");
+        targets
+            .check_groups(&split)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         // At least ceil(0.25 * 40) = 10 samples, and at most one group (3 samples) more.
         let test = split.folds()[0].test.len();
         assert!((10..13).contains(&test), "seed {seed}: {test}");
@@ -308,9 +310,42 @@ fn group_kfold_never_puts_a_group_in_two_folds() {
             let config = KFoldConfig::builder().k(k).seed(seed).group(true).build();
             let split = config.split(&targets).unwrap();
             assert_partition(&split);
-            assert_eq!(targets.group_violation(&split), None, "seed {seed} k {k}");
+            targets
+                .check_groups(&split)
+                .unwrap_or_else(|e| panic!("seed {seed} k {k}: {e}"));
         }
     }
+}
+
+#[test]
+fn group_check_names_the_group_and_where_it_was_split() {
+    let groups = ["p1", "p1", "p2", "p2", "p3", "p3"];
+    let targets = SplitTargets::new(6).with_groups(&groups).unwrap();
+    // Unshuffled plain 3-fold tests 0..2, 2..4, 4..6: whole groups, so no violation.
+    let plain = KFoldConfig::builder().k(3).shuffle(false).build();
+    targets
+        .check_groups(&plain.split(&SplitTargets::new(6)).unwrap())
+        .unwrap();
+    // Unshuffled 2-fold tests 0..3 and 3..6: p2 is in fold 0 train (3) and fold 0 test (2);
+    // train is looked at first.
+    let halves = KFoldConfig::builder().k(2).shuffle(false).build();
+    let err = targets
+        .check_groups(&halves.split(&SplitTargets::new(6)).unwrap())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "group \"p2\" is in both fold 0 train and fold 0 test"
+    );
+    let err = targets
+        .check_groups(&split::kfold(5, 2, 0).unwrap())
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SplitError::TargetsMismatch {
+            split: 5,
+            targets: 6
+        }
+    ));
 }
 
 #[test]
@@ -381,7 +416,9 @@ fn grouped_validation_keeps_groups_whole_across_train_validation_and_test() {
             .build();
         let split = config.split(&targets).unwrap();
         assert_partition(&split);
-        assert_eq!(targets.group_violation(&split), None, "seed {seed}");
+        targets
+            .check_groups(&split)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         for fold in split.folds() {
             // 45 training samples, 20 % rounded up is 9: three whole groups.
             assert_eq!(fold.validation.len(), 9, "seed {seed}");
@@ -772,9 +809,9 @@ fn weighted_sampler_errors_name_index_and_value() {
         "index 3 has no weights: only 2 were given; give one per dataset sample"
     );
     let err = WeightedSampler::new(&[0, 1], &[f64::MAX, f64::MAX], 10, 0).unwrap_err();
-    assert!(
-        matches!(err, SamplerError::AllZero { .. }),
-        "overflowing total: {err}"
+    assert_eq!(
+        err.to_string(),
+        "the weights of the 2 sampled indices sum to infinity; scale them down"
     );
 }
 

@@ -158,6 +158,12 @@ pub enum SamplerError {
         /// The number of sampled indices.
         count: usize,
     },
+    /// The weights of the sampled indices sum to more than the largest `f64`.
+    #[error("the weights of the {count} sampled indices sum to infinity; scale them down")]
+    InfiniteTotal {
+        /// The number of sampled indices.
+        count: usize,
+    },
     /// Nothing to draw from.
     #[error("cannot draw from an empty index list; give at least one index")]
     Empty,
@@ -320,8 +326,13 @@ impl WeightedSampler {
                 cumulative.push(total);
             }
         }
-        if kept.is_empty() || !total.is_finite() {
+        if kept.is_empty() {
             return Err(SamplerError::AllZero {
+                count: indices.len(),
+            });
+        }
+        if !total.is_finite() {
+            return Err(SamplerError::InfiniteTotal {
                 count: indices.len(),
             });
         }
@@ -481,7 +492,8 @@ pub struct SamplerConfig {
     #[builder(default)]
     #[serde(default)]
     pub seed: u64,
-    /// Draws per epoch for samplers with replacement (default: the number of indices).
+    /// Draws per epoch for the samplers that draw with replacement (default: the number of
+    /// indices); the sequential and random samplers ignore it.
     #[builder(default, setter(strip_option))]
     #[serde(default)]
     pub draws: Option<usize>,

@@ -96,9 +96,8 @@ pub enum SplitError {
     },
     /// A part would be empty, or would take every sample.
     #[error(
-        "a {what} part of {size} out of {n} samples leaves a part empty; choose a size between \
-         1 and {}",
-        n.saturating_sub(1)
+        "a {what} part of {size} out of {n} samples leaves a part empty; {}",
+        part_size_hint(*n)
     )]
     EmptyPart {
         /// Which part is being split off (`test`, `validation`).
@@ -181,6 +180,26 @@ pub enum SplitError {
         /// The index.
         index: usize,
     },
+    /// A group is spread over two parts of a fold, or tested in two folds.
+    #[error("group {group} is in both {first} and {second}")]
+    GroupSplit {
+        /// The group, as its `Debug` form.
+        group: String,
+        /// Where it was seen first, such as `fold 0 train`.
+        first: String,
+        /// Where it was seen again.
+        second: String,
+    },
+    /// A split checked against targets for another number of samples.
+    #[error(
+        "the split covers {split} samples but the targets describe {targets}; check them against the split they made"
+    )]
+    TargetsMismatch {
+        /// Samples in the split.
+        split: usize,
+        /// Samples in the targets.
+        targets: usize,
+    },
     /// The number of folds disagrees with the configuration.
     #[error("the configuration asks for {expected} folds but the split has {actual}")]
     FoldCount {
@@ -223,6 +242,14 @@ pub enum SplitError {
         /// The broken invariant.
         problem: Box<SplitError>,
     },
+}
+
+fn part_size_hint(n: usize) -> String {
+    if n < 2 {
+        "splitting needs at least 2 samples".to_owned()
+    } else {
+        format!("choose a size between 1 and {}", n - 1)
+    }
 }
 
 /// The per-sample information a split may use: the number of samples, and optionally a class
@@ -377,37 +404,61 @@ impl SplitTargets {
         })
     }
 
-    /// Whether groups are consistent with `split`: no group in two parts of a fold, and for
-    /// k-fold, no group in the test part of two folds. Returns the first offending group as its
-    /// `Debug` form. `None` when the targets have no groups.
-    pub fn group_violation(&self, split: &Split) -> Option<String> {
-        let groups = self.groups.as_ref()?;
-        let mut tested_in = vec![usize::MAX; groups.names.len()];
+    /// Checks that `split` keeps every group whole: no group in two parts of a fold. (As each
+    /// fold covers all samples, a group tested in two folds is also in two parts of each of
+    /// them.) Succeeds when the targets have no groups.
+    ///
+    /// ```
+    /// use delira::data::split::{self, SplitTargets};
+    ///
+    /// let patients = [1, 1, 2, 2, 3, 3];
+    /// let targets = SplitTargets::new(6).with_groups(&patients).unwrap();
+    /// assert!(targets.check_groups(&split::group_kfold(&patients, 3, 0).unwrap()).is_ok());
+    /// let err = targets.check_groups(&split::kfold(6, 3, 0).unwrap()).unwrap_err();
+    /// assert!(err.to_string().starts_with("group "));
+    /// ```
+    pub fn check_groups(&self, split: &Split) -> Result<(), SplitError> {
+        if split.n != self.n {
+            return Err(SplitError::TargetsMismatch {
+                split: split.n,
+                targets: self.n,
+            });
+        }
+        let Some(groups) = &self.groups else {
+            return Ok(());
+        };
         for (f, fold) in split.folds.iter().enumerate() {
-            let mut part_of = vec![usize::MAX; groups.names.len()];
+            // The part (0..3 = train, validation, test) each group was seen in, in this fold.
+            let mut part_of: Vec<Option<usize>> = vec![None; groups.names.len()];
             for (p, part) in [&fold.train, &fold.validation, &fold.test]
                 .into_iter()
                 .enumerate()
             {
-                for &i in part {
-                    let g = *groups.codes.get(i)?;
-                    if part_of[g] != usize::MAX && part_of[g] != p {
-                        return Some(groups.names[g].clone());
+                for &index in part {
+                    let &g = groups.codes.get(index).ok_or(SplitError::IndexOutOfRange {
+                        fold: f,
+                        index,
+                        n: self.n,
+                    })?;
+                    match part_of[g] {
+                        Some(first) if first != p => {
+                            return Err(group_split(groups, g, f, first, p));
+                        }
+                        _ => part_of[g] = Some(p),
                     }
-                    part_of[g] = p;
-                }
-            }
-            if split.kind() == SplitKind::KFold {
-                for &i in &fold.test {
-                    let g = groups.codes[i];
-                    if tested_in[g] != usize::MAX && tested_in[g] != f {
-                        return Some(groups.names[g].clone());
-                    }
-                    tested_in[g] = f;
                 }
             }
         }
-        None
+        Ok(())
+    }
+}
+
+fn group_split(groups: &Codes, g: usize, fold: usize, first: usize, second: usize) -> SplitError {
+    const PARTS: [&str; 3] = ["train", "validation", "test"];
+    SplitError::GroupSplit {
+        group: groups.names[g].clone(),
+        first: format!("fold {fold} {}", PARTS[first]),
+        second: format!("fold {fold} {}", PARTS[second]),
     }
 }
 
