@@ -140,7 +140,8 @@ const GOLDEN_KFOLD_10_3_42: [&[usize]; 3] = [&[1, 2, 3, 7], &[0, 5, 6], &[4, 8, 
 #[test]
 fn unshuffled_stratified_kfold_matches_scikit_learn() {
     // StratifiedKFold(n_splits=3).split(X, y) for this y, computed by hand from scikit-learn's
-    // rule: round robin over the class-sorted labels gives per-class counts per fold
+    // rule: round robin over the labels sorted by class (classes in order of first appearance)
+    // gives per-class counts per fold
     // (class 0: 1/1/1, class 1: 3/2/2, class 2: 1/1/1); each class fills folds 0, 1, 2 in
     // blocks, in dataset order.
     let y = [0, 1, 0, 1, 1, 1, 0, 1, 1, 1, 2, 2, 2];
@@ -158,6 +159,69 @@ fn unshuffled_stratified_kfold_matches_scikit_learn() {
 }
 
 #[test]
+fn unshuffled_folds_match_scikit_learn_reference_file() {
+    // Folds computed by scikit-learn (KFold, StratifiedKFold, GroupKFold, unshuffled) for
+    // random inputs; regenerate with scripts/reference/sklearn_splits.py.
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("reference/sklearn_splits.json")).unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    let ints = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    let mut seen = BTreeMap::new();
+    for (c, case) in cases.iter().enumerate() {
+        let k = case["k"].as_u64().unwrap() as usize;
+        let config = KFoldConfig::builder().k(k).shuffle(false);
+        let kind = case["kind"].as_str().unwrap();
+        let split = match kind {
+            "k_fold" => {
+                let n = case["n"].as_u64().unwrap() as usize;
+                config.build().split(&SplitTargets::new(n))
+            }
+            "stratified" => {
+                let labels = ints(&case["labels"]);
+                let targets = SplitTargets::new(labels.len())
+                    .with_labels(&labels)
+                    .unwrap();
+                KFoldConfig {
+                    stratify: true,
+                    ..config.build()
+                }
+                .split(&targets)
+            }
+            "grouped" => {
+                let groups = ints(&case["groups"]);
+                let targets = SplitTargets::new(groups.len())
+                    .with_groups(&groups)
+                    .unwrap();
+                KFoldConfig {
+                    group: true,
+                    ..config.build()
+                }
+                .split(&targets)
+            }
+            other => panic!("unknown case kind {other}"),
+        };
+        let expected: Vec<Vec<usize>> = case["test"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| ints(t).into_iter().map(|i| i as usize).collect())
+            .collect();
+        assert_eq!(tests_of(&split.unwrap()), expected, "case {c} ({kind})");
+        *seen.entry(kind).or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen,
+        BTreeMap::from([("grouped", 12), ("k_fold", 4), ("stratified", 12)])
+    );
+}
+
+#[test]
 fn golden_stratified_kfold_seed_7() {
     let labels = ["a", "b", "a", "a", "b", "c", "c", "a", "b", "c", "a", "b"];
     let split = split::stratified_kfold(&labels, 3, 7).unwrap();
@@ -168,8 +232,9 @@ const GOLDEN_STRATIFIED_12_3_7: [&[usize]; 3] = [&[0, 5, 7, 11], &[2, 4, 6, 10],
 
 #[test]
 fn unshuffled_group_kfold_balances_largest_groups_first() {
-    // Sizes c:3, a:2, e:2, b:1, d:1 (ties by id). c -> fold 0 (3), a -> fold 1 (2),
-    // e -> fold 1 (4), b -> fold 0 (4), d -> fold 0 (tie, lower fold; 5).
+    // Sizes c:3, e:2, a:2, d:1, b:1 (equal sizes larger id first, as scikit-learn).
+    // c -> fold 0 (3), e -> fold 1 (2), a -> fold 1 (4), d -> fold 0 (4),
+    // b -> fold 0 (tie, lower fold; 5).
     let groups = ["a", "a", "b", "c", "c", "c", "d", "e", "e"];
     let targets = SplitTargets::new(groups.len())
         .with_groups(&groups)

@@ -570,9 +570,11 @@ fn default_true() -> bool {
 ///
 /// Defaults: 5 folds, shuffled with seed 0, neither stratified nor grouped, no validation part.
 /// Plain k-fold cuts the (shuffled) order into `k` contiguous test parts, the first `n % k` one
-/// sample larger. Stratified k-fold gives each class's samples to the folds in turn, as
-/// scikit-learn's `StratifiedKFold`. Grouped k-fold puts groups, largest first (ties in random
-/// order when shuffled, else by group id), into the fold with the fewest samples so far.
+/// sample larger. Stratified k-fold gives each class's samples to the folds in turn, exactly as
+/// scikit-learn's `StratifiedKFold` when unshuffled. Grouped k-fold puts groups, largest first, into the fold
+/// with the fewest samples so far (ties to the lower fold); groups of equal size come in random
+/// order when shuffled, else larger group id first — unshuffled, exactly scikit-learn's
+/// `GroupKFold`. (scikit-learn's shuffled `GroupKFold` does not balance sizes; delira's does.)
 ///
 /// ```
 /// use delira::data::split::{KFoldConfig, SplitTargets};
@@ -1127,15 +1129,15 @@ fn plain_folds(n: usize, k: usize, stream: Option<&mut Stream>) -> Vec<usize> {
     fold_of
 }
 
-/// Fold of each sample, stratified: with the samples sorted by class, sample `j` of that order
-/// counts towards fold `j % k`; each class gives its members (shuffled or in dataset order) to
-/// folds 0, 1, ... in blocks of those counts.
+/// Fold of each sample, stratified: with the samples sorted by class (classes in order of first
+/// appearance, as scikit-learn), sample `j` of that order counts towards fold `j % k`; each class
+/// gives its members (shuffled or in dataset order) to folds 0, 1, ... in blocks of those counts.
 fn stratified_folds(
     labels: &Codes,
     k: usize,
     mut stream: Option<&mut Stream>,
 ) -> Result<Vec<usize>, SplitError> {
-    let members = labels.members();
+    let mut members = labels.members();
     if let Some((c, m)) = members.iter().enumerate().find(|(_, m)| m.len() < k) {
         return Err(SplitError::ClassTooSmall {
             class: labels.names[c].clone(),
@@ -1144,6 +1146,8 @@ fn stratified_folds(
         });
     }
 
+    // Every class has a member, so each list has a first element.
+    members.sort_by_key(|m| m[0]);
     let mut fold_of = vec![0; labels.codes.len()];
     let mut offset = 0;
     for mut m in members {
@@ -1171,7 +1175,7 @@ fn count_congruent(start: usize, end: usize, r: usize, k: usize) -> usize {
 }
 
 /// Fold of each sample, grouped: groups by decreasing size (ties in random order when shuffled,
-/// else by group id) each go to the fold with the fewest samples so far (ties to the lower fold).
+/// else larger group id first) each go to the fold with the fewest samples so far (ties to the lower fold).
 fn grouped_folds(
     groups: &Codes,
     k: usize,
@@ -1184,8 +1188,10 @@ fn grouped_folds(
             groups: members.len(),
         });
     }
-    if let Some(s) = stream {
-        s.shuffle(&mut members);
+    match stream {
+        Some(s) => s.shuffle(&mut members),
+        // Equal sizes then go larger id first, as in scikit-learn's `GroupKFold`.
+        None => members.reverse(),
     }
     members.sort_by_key(|m| std::cmp::Reverse(m.len()));
 
