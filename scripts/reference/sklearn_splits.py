@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/suite/reference/sklearn_splits.json: scikit-learn's folds for fixed inputs.
 
-The Rust suite compares delira's unshuffled k-fold, stratified k-fold and grouped k-fold against
-this file, so the test suite itself needs no Python. Regenerate with:
+The Rust suite compares delira's unshuffled k-fold, stratified, grouped, and stratified grouped
+k-fold against this file, so the test suite itself needs no Python. Regenerate with:
 
     python3 -m venv .venv && .venv/bin/pip install scikit-learn
     .venv/bin/python scripts/reference/sklearn_splits.py
@@ -13,7 +13,7 @@ import pathlib
 
 import numpy as np
 import sklearn
-from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 
 def folds(splitter, n, **kw):
@@ -44,6 +44,25 @@ def main():
             continue
         test = folds(GroupKFold(k), n, groups=groups)
         cases.append({"kind": "grouped", "k": k, "groups": groups.tolist(), "test": test})
+
+    for case in range(12):
+        k = int(rng.integers(2, 5))
+        n = int(rng.integers(30, 90))
+        groups = rng.integers(0, int(rng.integers(k + 2, 25)), size=n)
+        # Labels that depend partly on the group, as diagnoses do on patients.
+        y = np.where(rng.random(n) < 0.6, groups % 3, rng.integers(0, 3, size=n))
+        if len(np.unique(groups)) < k or np.bincount(y, minlength=3).min() < k:
+            continue
+        test = folds(StratifiedGroupKFold(k), n, y=y, groups=groups)
+        cases.append(
+            {
+                "kind": "stratified_grouped",
+                "k": k,
+                "labels": y.tolist(),
+                "groups": groups.tolist(),
+                "test": test,
+            }
+        )
 
     out = pathlib.Path(__file__).resolve().parents[2] / "tests/suite/reference/sklearn_splits.json"
     doc = {"scikit_learn": sklearn.__version__, "cases": cases}

@@ -160,7 +160,8 @@ fn unshuffled_stratified_kfold_matches_scikit_learn() {
 
 #[test]
 fn unshuffled_folds_match_scikit_learn_reference_file() {
-    // Folds computed by scikit-learn (KFold, StratifiedKFold, GroupKFold, unshuffled) for
+    // Folds computed by scikit-learn (KFold, StratifiedKFold, GroupKFold, StratifiedGroupKFold,
+    // all unshuffled) for
     // random inputs; regenerate with scripts/reference/sklearn_splits.py.
     let reference: serde_json::Value =
         serde_json::from_str(include_str!("reference/sklearn_splits.json")).unwrap();
@@ -204,6 +205,20 @@ fn unshuffled_folds_match_scikit_learn_reference_file() {
                 }
                 .split(&targets)
             }
+            "stratified_grouped" => {
+                let labels = ints(&case["labels"]);
+                let targets = SplitTargets::new(labels.len())
+                    .with_labels(&labels)
+                    .unwrap()
+                    .with_groups(&ints(&case["groups"]))
+                    .unwrap();
+                let config = KFoldConfig {
+                    stratify: true,
+                    group: true,
+                    ..config.build()
+                };
+                config.split(&targets)
+            }
             other => panic!("unknown case kind {other}"),
         };
         let expected: Vec<Vec<usize>> = case["test"]
@@ -217,7 +232,12 @@ fn unshuffled_folds_match_scikit_learn_reference_file() {
     }
     assert_eq!(
         seen,
-        BTreeMap::from([("grouped", 12), ("k_fold", 4), ("stratified", 12)])
+        BTreeMap::from([
+            ("grouped", 12),
+            ("k_fold", 4),
+            ("stratified", 12),
+            ("stratified_grouped", 12)
+        ])
     );
 }
 
@@ -379,6 +399,49 @@ fn group_kfold_never_puts_a_group_in_two_folds() {
                 .check_groups(&split)
                 .unwrap_or_else(|e| panic!("seed {seed} k {k}: {e}"));
         }
+    }
+}
+
+#[test]
+fn stratified_group_kfold_keeps_groups_whole_and_classes_spread() {
+    for seed in 0..30 {
+        let n = 60 + seed as usize;
+        let groups = random_codes(n, 15, seed + 2000);
+        // Each group mostly of one class, as diagnoses are per patient.
+        let noise = random_codes(n, 10, seed + 3000);
+        let labels: Vec<u64> = (0..n)
+            .map(|i| {
+                if noise[i] < 7 {
+                    groups[i] % 3
+                } else {
+                    noise[i] % 3
+                }
+            })
+            .collect();
+        let targets = SplitTargets::new(n)
+            .with_labels(&labels)
+            .unwrap()
+            .with_groups(&groups)
+            .unwrap();
+        let config = KFoldConfig::builder()
+            .k(3)
+            .seed(seed)
+            .stratify(true)
+            .group(true)
+            .build();
+        let split = match config.split(&targets) {
+            Err(SplitError::ClassTooSmall { .. }) => continue,
+            other => other.unwrap(),
+        };
+        assert_partition(&split);
+        targets
+            .check_groups(&split)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        // Every class reaches every test fold.
+        for fold in split.folds() {
+            assert_eq!(count_by(&fold.test, &labels).len(), 3, "seed {seed}");
+        }
+        assert_eq!(config.split(&targets).unwrap(), split);
     }
 }
 
@@ -744,15 +807,31 @@ fn split_errors_name_the_values_that_matter() {
             ..
         }
     ));
-    let both = KFoldConfig::builder()
-        .k(2)
+    let targets = SplitTargets::new(4)
+        .with_labels(&[0, 1, 0, 1])
+        .unwrap()
+        .with_groups(&[0, 0, 1, 1])
+        .unwrap();
+    let both = HoldoutConfig::builder().stratify(true).group(true).build();
+    let err = both.split(&targets).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a test part cannot be stratified and grouped at once (only k-fold can); set only one of \
+         `stratify` and `group`"
+    );
+    let both = ValidationConfig::builder()
         .stratify(true)
         .group(true)
         .build();
-    let err = both.split(&SplitTargets::new(4)).unwrap_err();
+    let err = KFoldConfig::builder()
+        .k(2)
+        .validation(both)
+        .build()
+        .split(&targets)
+        .unwrap_err();
     assert!(matches!(
         err,
-        SplitError::StratifiedAndGrouped { part: "outer" }
+        SplitError::StratifiedAndGrouped { part: "validation" }
     ));
 
     let too_big = ValidationConfig::builder()

@@ -10,7 +10,8 @@
 //! - **stratified**: every class is spread as evenly as possible, in k-fold exactly as
 //!   scikit-learn's `StratifiedKFold` does (per class, test counts differ by at most one);
 //! - **grouped**: no group (a patient, a scanner) is in two parts — greedy balancing by group
-//!   size for k-fold, like scikit-learn's `GroupKFold`;
+//!   size for k-fold, like scikit-learn's `GroupKFold`; k-fold can be stratified and grouped at
+//!   once, like `StratifiedGroupKFold`;
 //! - **inner validation**: each fold's training part gives up a validation part, stratified or
 //!   grouped when asked.
 //!
@@ -125,13 +126,13 @@ pub enum SplitError {
         /// `labels` or `groups`.
         needed: &'static str,
     },
-    /// Stratified and grouped at once.
+    /// A holdout or validation part both stratified and grouped.
     #[error(
-        "a {part} split cannot be stratified and grouped at once; set only one of `stratify` \
-         and `group`"
+        "a {part} part cannot be stratified and grouped at once (only k-fold can); set only one \
+         of `stratify` and `group`"
     )]
     StratifiedAndGrouped {
-        /// `outer` or `validation`.
+        /// `test` or `validation`.
         part: &'static str,
     },
     /// An index is at least the number of samples.
@@ -575,6 +576,9 @@ fn default_true() -> bool {
 /// with the fewest samples so far (ties to the lower fold); groups of equal size come in random
 /// order when shuffled, else larger group id first — unshuffled, exactly scikit-learn's
 /// `GroupKFold`. (scikit-learn's shuffled `GroupKFold` does not balance sizes; delira's does.)
+/// Stratified and grouped at once follows scikit-learn's `StratifiedGroupKFold` heuristic:
+/// groups with the most uneven class counts first, each into the fold that keeps the class
+/// proportions most even — groups stay whole, class balance is approximate.
 ///
 /// ```
 /// use delira::data::split::{KFoldConfig, SplitTargets};
@@ -927,14 +931,15 @@ enum Mode {
     Plain,
     Stratified,
     Grouped,
+    StratifiedGrouped,
 }
 
-fn mode(stratify: bool, group: bool, part: &'static str) -> Result<Mode, SplitError> {
+fn mode(stratify: bool, group: bool) -> Mode {
     match (stratify, group) {
-        (false, false) => Ok(Mode::Plain),
-        (true, false) => Ok(Mode::Stratified),
-        (false, true) => Ok(Mode::Grouped),
-        (true, true) => Err(SplitError::StratifiedAndGrouped { part }),
+        (false, false) => Mode::Plain,
+        (true, false) => Mode::Stratified,
+        (false, true) => Mode::Grouped,
+        (true, true) => Mode::StratifiedGrouped,
     }
 }
 
@@ -964,7 +969,7 @@ impl HoldoutConfig {
     pub fn split(&self, targets: &SplitTargets) -> Result<Split, SplitError> {
         let n = targets.len();
         let size = fraction_size("test", self.test_fraction, n)?;
-        let mode = mode(self.stratify, self.group, "outer")?;
+        let mode = mode(self.stratify, self.group);
         let mut stream = split_stream(self.seed);
         let test = pick_part(targets, mode, size, "test", &mut stream)?;
 
@@ -985,12 +990,18 @@ impl KFoldConfig {
             return Err(SplitError::MoreFoldsThanSamples { k, n });
         }
         let mut stream = self.shuffle.then(|| split_stream(self.seed));
-        let assignment = match mode(self.stratify, self.group, "outer")? {
+        let assignment = match mode(self.stratify, self.group) {
             Mode::Plain => plain_folds(n, k, stream.as_mut()),
             Mode::Stratified => {
                 stratified_folds(targets.labels_for("stratified")?, k, stream.as_mut())?
             }
             Mode::Grouped => grouped_folds(targets.groups_for("grouped")?, k, stream.as_mut())?,
+            Mode::StratifiedGrouped => stratified_grouped_folds(
+                targets.labels_for("stratified")?,
+                targets.groups_for("grouped")?,
+                k,
+                stream.as_mut(),
+            )?,
         };
 
         let mut tests = vec![Vec::new(); k];
@@ -1069,6 +1080,7 @@ fn pick_part(
         }
         Mode::Stratified => stratified_part(targets.labels_for("stratified")?, size, stream),
         Mode::Grouped => grouped_part(targets.groups_for("grouped")?, size, stream),
+        Mode::StratifiedGrouped => return Err(SplitError::StratifiedAndGrouped { part: what }),
     };
     check_part_size(what, part.len(), n)?;
     Ok(part)
@@ -1138,13 +1150,7 @@ fn stratified_folds(
     mut stream: Option<&mut Stream>,
 ) -> Result<Vec<usize>, SplitError> {
     let mut members = labels.members();
-    if let Some((c, m)) = members.iter().enumerate().find(|(_, m)| m.len() < k) {
-        return Err(SplitError::ClassTooSmall {
-            class: labels.names[c].clone(),
-            count: m.len(),
-            k,
-        });
-    }
+    check_class_sizes(labels, &members, k)?;
 
     // Every class has a member, so each list has a first element.
     members.sort_by_key(|m| m[0]);
@@ -1166,6 +1172,17 @@ fn stratified_folds(
         offset += m.len();
     }
     Ok(fold_of)
+}
+
+fn check_class_sizes(labels: &Codes, members: &[Vec<usize>], k: usize) -> Result<(), SplitError> {
+    match members.iter().enumerate().find(|(_, m)| m.len() < k) {
+        Some((c, m)) => Err(SplitError::ClassTooSmall {
+            class: labels.names[c].clone(),
+            count: m.len(),
+            k,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `#{ j in start..end : j % k == r }`.
@@ -1207,6 +1224,86 @@ fn grouped_folds(
     Ok(fold_of)
 }
 
+/// Fold of each sample, stratified and grouped, with scikit-learn's `StratifiedGroupKFold`
+/// heuristic: groups, most uneven class counts first (population standard deviation over the
+/// classes; ties in random order when shuffled, else by group id), each go to the fold that
+/// leaves the class proportions per fold most even — the smallest mean over classes of the
+/// standard deviation over folds of (fold count / class count) — preferring, among folds within
+/// `numpy.isclose` of the best so far, the one with fewer samples.
+fn stratified_grouped_folds(
+    labels: &Codes,
+    groups: &Codes,
+    k: usize,
+    stream: Option<&mut Stream>,
+) -> Result<Vec<usize>, SplitError> {
+    let class_members = labels.members();
+    check_class_sizes(labels, &class_members, k)?;
+    let (num_groups, num_classes) = (groups.names.len(), labels.names.len());
+    if k > num_groups {
+        return Err(SplitError::MoreFoldsThanGroups {
+            k,
+            groups: num_groups,
+        });
+    }
+    let totals: Vec<f64> = class_members.iter().map(|m| m.len() as f64).collect();
+    let mut per_group = vec![vec![0.0; num_classes]; num_groups];
+    for (&g, &c) in groups.codes.iter().zip(&labels.codes) {
+        per_group[g][c] += 1.0;
+    }
+
+    let mut order: Vec<usize> = (0..num_groups).collect();
+    if let Some(s) = stream {
+        s.shuffle(&mut order);
+    }
+    let unevenness: Vec<f64> = per_group.iter().map(|v| population_std(v)).collect();
+    order.sort_by(|&a, &b| unevenness[b].total_cmp(&unevenness[a]));
+
+    let mut per_fold = vec![vec![0.0; num_classes]; k];
+    let mut fold_of_group = vec![0; num_groups];
+    for g in order {
+        let best = most_even_fold(&per_fold, &totals, &per_group[g]);
+        for (count, add) in per_fold[best].iter_mut().zip(&per_group[g]) {
+            *count += add;
+        }
+        fold_of_group[g] = best;
+    }
+    Ok(groups.codes.iter().map(|&g| fold_of_group[g]).collect())
+}
+
+/// The fold that, given `group`, leaves the class proportions most even (see
+/// [`stratified_grouped_folds`]).
+fn most_even_fold(per_fold: &[Vec<f64>], totals: &[f64], group: &[f64]) -> usize {
+    let k = per_fold.len();
+    let (mut best, mut best_eval, mut best_samples) = (0, f64::INFINITY, f64::INFINITY);
+    let mut column = vec![0.0; k];
+    for f in 0..k {
+        let mut eval = 0.0;
+        for (c, &total) in totals.iter().enumerate() {
+            for (j, fold) in per_fold.iter().enumerate() {
+                let added = if j == f { group[c] } else { 0.0 };
+                column[j] = (fold[c] + added) / total;
+            }
+            eval += population_std(&column);
+        }
+        let eval = eval / totals.len() as f64;
+        let samples: f64 = per_fold[f].iter().sum();
+        // numpy.isclose(eval, best_eval) with its default tolerances.
+        let close = (eval - best_eval).abs() <= 1e-8 + 1e-5 * best_eval.abs();
+        if eval < best_eval || (close && samples < best_samples) {
+            (best, best_eval, best_samples) = (f, eval, samples);
+        }
+    }
+    best
+}
+
+/// `sqrt(mean((x - mean(x))²))`, summed left to right.
+fn population_std(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+    (squares / n).sqrt()
+}
+
 /// Moves a validation part out of each fold's training part.
 fn with_validation(
     mut folds: Vec<Fold>,
@@ -1217,7 +1314,7 @@ fn with_validation(
     let Some(config) = config else {
         return Ok(folds);
     };
-    let mode = mode(config.stratify, config.group, "validation")?;
+    let mode = mode(config.stratify, config.group);
     for (f, fold) in folds.iter_mut().enumerate() {
         let inner = targets.restrict(&fold.train);
         let size = match config.size {
