@@ -7,8 +7,9 @@
 //!
 //! - **holdout**: one fold whose test part is a fraction of the data;
 //! - **k-fold**: `k` folds whose test parts are disjoint and together cover the data;
-//! - **stratified**: every class is spread as evenly as possible, in k-fold exactly as
-//!   scikit-learn's `StratifiedKFold` does (per class, test counts differ by at most one);
+//! - **stratified**: every class is spread as evenly as possible; in k-fold, per class, test
+//!   counts differ by at most one between folds (unshuffled, the folds are exactly those of
+//!   scikit-learn's `StratifiedKFold`);
 //! - **grouped**: no group (a patient, a scanner) is in two parts — greedy balancing by group
 //!   size for k-fold, like scikit-learn's `GroupKFold`; k-fold can be stratified and grouped at
 //!   once, like `StratifiedGroupKFold`;
@@ -689,6 +690,30 @@ pub struct Split {
 }
 
 impl Split {
+    /// A split from folds made elsewhere (another tool's fold file, say), checked against the
+    /// invariants listed on [`Split`]; `config` records how they were made (for k-fold, its `k`
+    /// must equal the number of folds).
+    ///
+    /// ```
+    /// use delira::data::split::{Fold, HoldoutConfig, Split};
+    ///
+    /// let fold = Fold { train: vec![0, 2], validation: vec![], test: vec![1] };
+    /// let config = HoldoutConfig::builder().build().into();
+    /// assert_eq!(Split::new(config, 3, vec![fold.clone()]).unwrap().k(), 1);
+    /// let err = Split::new(config, 4, vec![fold]).unwrap_err();
+    /// assert_eq!(err.to_string(), "fold 0: index 3 is in none of train, validation and test");
+    /// ```
+    pub fn new(config: SplitConfig, n: usize, folds: Vec<Fold>) -> Result<Self, SplitError> {
+        let split = Self {
+            version: FORMAT_VERSION,
+            config,
+            n,
+            folds,
+        };
+        split.validate()?;
+        Ok(split)
+    }
+
     /// The configuration that made this split.
     pub fn config(&self) -> &SplitConfig {
         &self.config
@@ -751,7 +776,8 @@ impl Split {
         Ok(())
     }
 
-    /// Writes the split as JSON to `path`, through a temporary file renamed into place.
+    /// Writes the split as JSON to `path`, through a temporary file (`<name>.tmp` beside it)
+    /// that is synced and renamed into place, so an existing file is never left half-written.
     ///
     /// ```
     /// use delira::data::split::{self, Split};
@@ -778,7 +804,7 @@ impl Split {
         let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
         tmp_name.push(".tmp");
         let tmp = path.with_file_name(tmp_name);
-        std::fs::write(&tmp, json + "\n").map_err(write_error)?;
+        write_synced(&tmp, (json + "\n").as_bytes()).map_err(write_error)?;
         std::fs::rename(&tmp, path).map_err(|source| {
             // Best effort: the temporary file is useless once the rename failed.
             let _ = std::fs::remove_file(&tmp);
@@ -806,6 +832,13 @@ impl Split {
         })?;
         Ok(split)
     }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn check_fold(f: usize, fold: &Fold, n: usize) -> Result<(), SplitError> {
@@ -1015,14 +1048,8 @@ impl KFoldConfig {
 }
 
 fn finish(config: SplitConfig, n: usize, folds: Vec<Fold>) -> Result<Split, SplitError> {
-    let split = Split {
-        version: FORMAT_VERSION,
-        config,
-        n,
-        folds,
-    };
-    // Cheap insurance that every construction above keeps the invariants.
-    split.validate()?;
+    // Validating is cheap insurance that every construction above keeps the invariants.
+    let split = Split::new(config, n, folds)?;
     tracing::debug!(kind = ?split.kind(), n, k = split.k(), "split made");
     Ok(split)
 }
