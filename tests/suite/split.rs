@@ -688,6 +688,18 @@ fn loading_a_missing_or_garbled_file_names_it() {
     assert!(matches!(err, SplitError::File { action: "read", .. }));
     assert!(err.to_string().contains("absent.json"));
 
+    let path = scratch.0.join("no-such-dir").join("folds.json");
+    let err = split::kfold(4, 2, 0).unwrap().save(&path).unwrap_err();
+    assert!(matches!(
+        err,
+        SplitError::File {
+            action: "write",
+            ..
+        }
+    ));
+    assert!(err.to_string().starts_with("cannot write split file "));
+    assert!(err.to_string().ends_with("folds.json"));
+
     let path = scratch.0.join("garbled.json");
     std::fs::write(&path, "{\"version\": 1, \"folds\": [").unwrap();
     let err = Split::load(&path).unwrap_err();
