@@ -1,4 +1,5 @@
 //! The integration-test suite of delira: one binary, one module per area.
 
 mod loader;
+mod split;
 mod wrappers;
