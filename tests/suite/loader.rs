@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use delira::data::{
     Batch, CollateError, DataError, Dataset, DatasetExt, FnDataset, LazyDataset, Loader,
-    LoaderConfig, LoaderError, Record, Sampler, SequentialSampler, Value,
+    LoaderConfig, LoaderError, RandomSampler, Record, Sampler, SequentialSampler, Value,
 };
 use delira::io::IoError;
 use delira::random::{Stream, StreamKey};
@@ -572,5 +572,32 @@ fn a_resumed_epoch_repeats_the_remaining_batches_exactly() {
             assert_eq!(rest, whole[3..]);
             assert_eq!(loader.epoch_from(2, 9).count(), 0);
         }
+    });
+}
+
+#[test]
+fn a_random_sampler_over_a_fold_sets_the_order_for_every_worker_count() {
+    within(GUARD, || {
+        let fold: Vec<usize> = (0..40).filter(|i| i % 4 != 1).collect();
+        let sampler = RandomSampler::with_replacement(fold.clone(), 25, 3);
+        let expected = sampler.epoch_indices(4);
+        let runs: Vec<Vec<Batch>> = [0, 3]
+            .into_iter()
+            .map(|workers| {
+                let data = FnDataset::new(40, |i| Ok(record(i)));
+                let loader = Loader::new(data, sampler.clone(), config(6, workers))
+                    .unwrap()
+                    .with_transform(noisy_flip);
+                loader.epoch(4).map(Result::unwrap).collect()
+            })
+            .collect();
+        assert_eq!(runs[0], runs[1]);
+        let order: Vec<usize> = runs[0].iter().flat_map(|b| b.indices().to_vec()).collect();
+        assert_eq!(order, expected);
+        assert_eq!(
+            runs[0].iter().map(Batch::len).collect::<Vec<_>>(),
+            [6, 6, 6, 6, 1]
+        );
+        assert!(order.iter().all(|i| fold.contains(i)));
     });
 }
