@@ -14,6 +14,9 @@
 //!   (lazy, cached, subset, concat, map), the splits (holdout, k-fold, stratified, grouped, inner
 //!   validation), the samplers, and the threaded [`data::Loader`] that turns samples into
 //!   [`data::Batch`]es.
+//! - [`inference`] predicts: over a dataset in batches, over whole volumes by sliding window
+//!   with Gaussian blending, with flip averaging, and writes predictions back on the input
+//!   image's grid.
 //! - [`random`] derives every random stream from `(seed, epoch, sample, purpose)`, so results do
 //!   not depend on the number of worker threads.
 //!
@@ -36,6 +39,7 @@
 
 pub mod augment;
 pub mod data;
+pub mod inference;
 pub mod io;
 pub mod random;
 

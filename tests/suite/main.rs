@@ -1,5 +1,6 @@
 //! The integration-test suite of delira: one binary, one module per area.
 
+mod inference;
 mod loader;
 mod nifti;
 mod split;
