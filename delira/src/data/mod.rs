@@ -6,8 +6,17 @@
 
 mod batch;
 mod dataset;
+mod fields;
 mod sampler;
+pub(crate) mod subjects;
 
 pub use batch::{Batch, BatchField, CollateError, Record, Sample, Value};
 pub use dataset::{DataError, Dataset, FnDataset};
+pub use fields::{
+    CastField, ChannelAxis, ClassField, Dtype, FieldError, FieldInfo, FieldKind, GroupField,
+    ImageField, Normalize, NormalizeField, Role, SampleField, Source, SubjectIdField, WeightField,
+};
 pub use sampler::{BatchSampler, Sampler, SequentialSampler};
+pub use subjects::{
+    DeclaredSample, SUBJECT_COLUMN, SUBJECT_TABLE, SubjectDataset, SubjectEntry, SubjectError,
+};
