@@ -1,2 +1,3 @@
 //! The integration-test suite of delira: one binary, one module per area.
 mod derive;
+mod ui;

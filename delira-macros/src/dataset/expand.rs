@@ -15,7 +15,12 @@ pub fn expand(model: &Model) -> TokenStream {
     let loads = model.fields.iter().enumerate().map(|(index, f)| {
         let (name, ty) = (&f.ident, &f.ty);
         quote_spanned! {ty.span()=>
-            #name: ::delira::__private::load_field::<#ty>(__entry, #index, __fields)?
+            #name: ::delira::__private::load_field(
+                __entry,
+                #index,
+                __fields,
+                <#ty as ::delira::__private::SampleField>::load,
+            )?
         }
     });
     let values = model.fields.iter().enumerate().map(|(index, f)| {
@@ -137,9 +142,10 @@ fn field_info(field: &Field) -> TokenStream {
     let kind = quote_spanned! {ty.span()=>
         <#ty as ::delira::__private::SampleField>::KIND
     };
-    let nifti = match &field.nifti {
-        Some(lit) => quote!(::core::option::Option::Some(#lit)),
-        None => quote!(::core::option::Option::None),
+    let nifti = if let Some(lit) = &field.nifti {
+        quote!(::core::option::Option::Some(#lit))
+    } else {
+        quote!(::core::option::Option::None)
     };
     let column = &field.column;
     let (subject, class) = (field.subject, field.class);
@@ -154,9 +160,10 @@ fn field_info(field: &Field) -> TokenStream {
         Some("i64") => quote!(I64),
         _ => quote!(Auto),
     };
-    let channel_axis = match field.channel_axis {
-        Some("last") => quote!(Last),
-        _ => quote!(First),
+    let channel_axis = if field.channel_axis == Some("last") {
+        quote!(Last)
+    } else {
+        quote!(First)
     };
     quote! {
         ::delira::__private::FieldInfo {
@@ -221,29 +228,51 @@ pub fn stub(input: &syn::DeriveInput) -> TokenStream {
         return TokenStream::new();
     }
     let ident = &input.ident;
-    let vis = &input.vis;
+    let unreachable = quote!(::core::unreachable!(
+        "`#[derive(Dataset)]` reported an error"
+    ));
+    let loaders = loaders(&Model {
+        ident: ident.clone(),
+        vis: input.vis.clone(),
+        fields: Vec::new(),
+    });
     quote! {
         #[automatically_derived]
-        impl #ident {
-            #[doc(hidden)]
-            #vis fn load_dir(
-                _root: impl ::core::convert::AsRef<::delira::__private::Path>,
-            ) -> ::core::result::Result<
-                ::delira::__private::SubjectDataset<Self>,
-                ::delira::__private::SubjectError,
-            > {
-                ::core::unreachable!("`#[derive(Dataset)]` reported an error")
+        impl ::delira::__private::DeclaredSample for #ident {
+            const FIELDS: &'static [::delira::__private::FieldInfo] = &[];
+
+            fn from_entry(
+                _: &::delira::__private::SubjectEntry,
+            ) -> ::core::result::Result<Self, ::delira::__private::DataError> {
+                #unreachable
             }
 
-            #[doc(hidden)]
-            #vis fn load_csv(
-                _path: impl ::core::convert::AsRef<::delira::__private::Path>,
-            ) -> ::core::result::Result<
-                ::delira::__private::SubjectDataset<Self>,
-                ::delira::__private::SubjectError,
-            > {
-                ::core::unreachable!("`#[derive(Dataset)]` reported an error")
+            fn byte_size(&self) -> usize {
+                #unreachable
             }
         }
+
+        #[automatically_derived]
+        impl ::delira::__private::Sample for #ident {
+            fn into_fields(
+                self,
+            ) -> ::delira::__private::Vec<(
+                ::delira::__private::String,
+                ::delira::__private::Value,
+            )> {
+                #unreachable
+            }
+        }
+
+        #[automatically_derived]
+        impl ::delira::__private::Augmentable for #ident {
+            fn spatial_fields(
+                &mut self,
+            ) -> ::delira::__private::Vec<::delira::__private::SpatialField<'_>> {
+                #unreachable
+            }
+        }
+
+        #loaders
     }
 }

@@ -117,9 +117,10 @@ const OPTIONS: [&str; 7] = [
     "subject",
 ];
 
-/// Parses the struct; errors in attributes are collected, and parsing goes on past them.
-pub fn parse(input: &DeriveInput) -> syn::Result<Input> {
-    let mut errors = Errors::default();
+/// Parses the struct. Errors in attributes are recorded in `errors` and parsing goes on past
+/// them, so that validation still sees every field; `None` when the input is no struct with
+/// named fields.
+pub fn parse(input: &DeriveInput, errors: &mut Errors) -> Option<Input> {
     let named = match &input.data {
         Data::Struct(data) => match &data.fields {
             Fields::Named(named) => Some(named),
@@ -147,17 +148,22 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Input> {
         }
     };
 
-    let fields = named
-        .into_iter()
-        .flat_map(|named| &named.named)
+    let fields = named?
+        .named
+        .iter()
         .filter_map(|field| {
             let ident = field.ident.clone()?;
             let roles = field
                 .attrs
                 .iter()
                 .filter_map(|attr| {
-                    let role = Role::from_attr(attr)?;
-                    Some(parse_role(attr, role, &mut errors))
+                    if let Some(role) = Role::from_attr(attr) {
+                        return Some(parse_role(attr, role, errors));
+                    }
+                    // The compiler reports a misspelt role (`#[inptu]`) as an unknown attribute
+                    // and suggests the right one; taking it as meant avoids adding errors.
+                    let role = misspelt_role(attr)?;
+                    Some(parse_role(attr, role, &mut Errors::default()))
                 })
                 .collect();
             Some(Field {
@@ -169,12 +175,19 @@ pub fn parse(input: &DeriveInput) -> syn::Result<Input> {
         .collect();
 
     let generics = (!input.generics.params.is_empty()).then(|| input.generics.span());
-    errors.finish(Input {
+    Some(Input {
         ident: input.ident.clone(),
         vis: input.vis.clone(),
         generics,
         fields,
     })
+}
+
+fn misspelt_role(attr: &Attribute) -> Option<Role> {
+    let name = attr.path().get_ident()?.to_string();
+    Role::ALL
+        .into_iter()
+        .find(|role| edit_distance(role.name(), &name) <= 2)
 }
 
 fn parse_role(attr: &Attribute, role: Role, errors: &mut Errors) -> RoleAttr {
@@ -226,9 +239,14 @@ fn parse_option(
         let value = lit.value();
         let found = choices.iter().copied().find(|c| *c == value);
         if found.is_none() {
+            let what = match name.as_str() {
+                "normalize" => "normalisation",
+                "channel_axis" => "channel axis",
+                _ => "dtype",
+            };
             errors.at(
                 lit.span(),
-                format!("unknown {name} `{value}`; expected {}", list(choices)),
+                format!("unknown {what} `{value}`; expected {}", list(choices)),
             );
         }
         found

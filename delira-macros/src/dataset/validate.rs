@@ -8,7 +8,7 @@
 use proc_macro2::Span;
 use syn::{Ident, LitStr, Type, Visibility};
 
-use super::parse::{self, Input, OptValue, Role};
+use super::parse::{self, Input, OptValue, Role, RoleAttr};
 use crate::diag::Errors;
 
 /// A struct that passed validation: one role per field, options checked.
@@ -58,8 +58,9 @@ impl Unique {
     }
 }
 
-pub fn validate(input: Input) -> syn::Result<Model> {
-    let mut errors = Errors::default();
+/// Checks every rule, recording violations in `errors` (which may already hold the parse
+/// phase's).
+pub fn validate(input: Input, errors: &mut Errors) -> Model {
     if let Some(span) = input.generics {
         errors.at(
             span,
@@ -117,59 +118,18 @@ pub fn validate(input: Input) -> syn::Result<Model> {
             dtype: None,
             channel_axis: None,
         };
-        let mut column_span = field.ident.span();
-        let mut seen: Vec<String> = Vec::new();
-        for opt in &first.options {
-            let key = opt.key.to_string();
-            if seen.contains(&key) {
-                errors.at(
-                    opt.key.span(),
-                    format!("duplicate option `{key}`; keep one"),
-                );
-                continue;
-            }
-            seen.push(key.clone());
-            if !role.options().contains(&key.as_str()) {
-                errors.at(
-                    opt.key.span(),
-                    format!(
-                        "`#[{}]` takes no option `{key}`; it takes {}",
-                        role.name(),
-                        parse::list(role.options())
-                    ),
-                );
-                continue;
-            }
-            match &opt.value {
-                OptValue::Nifti(lit) => {
-                    check_template(lit, &mut errors);
-                    resolved.nifti = Some(lit.clone());
-                }
-                OptValue::Column(lit) => {
-                    if lit.value().trim().is_empty() {
-                        errors.at(lit.span(), "the column name is empty; name a CSV column");
-                    }
-                    resolved.column = lit.value();
-                    column_span = lit.span();
-                }
-                OptValue::Subject => resolved.subject = true,
-                OptValue::Class => resolved.class = true,
-                OptValue::Normalize(v) => resolved.normalize = Some(v),
-                OptValue::Dtype(v) => resolved.dtype = Some(v),
-                OptValue::ChannelAxis(v) => resolved.channel_axis = Some(v),
-            }
-        }
+        let column_span = resolve_options(first, &mut resolved, errors);
 
         match role {
-            Role::Weight => weight.claim(&field.ident, first.span, &mut errors),
-            Role::Group => group.claim(&field.ident, first.span, &mut errors),
+            Role::Weight => weight.claim(&field.ident, first.span, errors),
+            Role::Group => group.claim(&field.ident, first.span, errors),
             _ => {}
         }
         if resolved.class {
-            class.claim(&field.ident, first.span, &mut errors);
+            class.claim(&field.ident, first.span, errors);
         }
         if resolved.subject {
-            subject.claim(&field.ident, first.span, &mut errors);
+            subject.claim(&field.ident, first.span, errors);
         }
         match columns
             .iter()
@@ -197,11 +157,59 @@ pub fn validate(input: Input) -> syn::Result<Model> {
         );
     }
 
-    errors.finish(Model {
+    Model {
         ident: input.ident,
         vis: input.vis,
         fields,
-    })
+    }
+}
+
+/// Applies the options of a field's role attribute; returns the span of its column name.
+fn resolve_options(attr: &RoleAttr, resolved: &mut Field, errors: &mut Errors) -> Span {
+    let role = attr.role;
+    let mut column_span = resolved.ident.span();
+    let mut seen: Vec<String> = Vec::new();
+    for opt in &attr.options {
+        let key = opt.key.to_string();
+        if seen.contains(&key) {
+            errors.at(
+                opt.key.span(),
+                format!("duplicate option `{key}`; keep one"),
+            );
+            continue;
+        }
+        seen.push(key.clone());
+        if !role.options().contains(&key.as_str()) {
+            errors.at(
+                opt.key.span(),
+                format!(
+                    "`#[{}]` takes no option `{key}`; it takes {}",
+                    role.name(),
+                    parse::list(role.options())
+                ),
+            );
+            continue;
+        }
+        match &opt.value {
+            OptValue::Nifti(lit) => {
+                check_template(lit, errors);
+                resolved.nifti = Some(lit.clone());
+            }
+            OptValue::Column(lit) => {
+                if lit.value().trim().is_empty() {
+                    errors.at(lit.span(), "the column name is empty; name a CSV column");
+                }
+                resolved.column = lit.value();
+                column_span = lit.span();
+            }
+            OptValue::Subject => resolved.subject = true,
+            OptValue::Class => resolved.class = true,
+            OptValue::Normalize(v) => resolved.normalize = Some(v),
+            OptValue::Dtype(v) => resolved.dtype = Some(v),
+            OptValue::ChannelAxis(v) => resolved.channel_axis = Some(v),
+        }
+    }
+    column_span
 }
 
 /// A template names a file inside the subject's folder; `{subject}` is its only placeholder.

@@ -472,12 +472,13 @@ macro_rules! float_field {
                 Value::F32(ndarray::arr0(self as f32).into_dyn())
             }
         }
-
-        impl WeightField for $t {}
     )*};
 }
 
 float_field!(f32, f64);
+
+impl WeightField for f32 {}
+impl WeightField for f64 {}
 
 macro_rules! int_field {
     ($($t:ty),*) => {$(
@@ -494,9 +495,9 @@ macro_rules! int_field {
 
             fn into_value(self, info: &FieldInfo) -> Value {
                 match info.dtype {
-                    Dtype::F32 => Value::F32(ndarray::arr0(self as f32).into_dyn()),
+                    Dtype::F32 => Value::F32(ndarray::arr0(i64::from(self) as f32).into_dyn()),
                     Dtype::Auto | Dtype::I64 => {
-                        Value::I64(ndarray::arr0(self as i64).into_dyn())
+                        Value::I64(ndarray::arr0(i64::from(self)).into_dyn())
                     }
                 }
             }
@@ -508,7 +509,8 @@ macro_rules! int_field {
     )*};
 }
 
-int_field!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
+// Only types that convert to `i64` without loss: a batch holds integers as `i64`.
+int_field!(i8, i16, i32, i64, u8, u16, u32);
 
 impl SampleField for bool {
     const KIND: FieldKind = FieldKind::Int;

@@ -10,7 +10,7 @@ use std::fs;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use super::fields::{FieldInfo, FieldKind, Role, SampleField, Source};
+use super::fields::{FieldError, FieldInfo, FieldKind, Role, Source};
 use super::{DataError, Dataset, Sample};
 use crate::augment::Augmentable;
 
@@ -404,10 +404,11 @@ impl<S: DeclaredSample> Dataset for SubjectDataset<S> {
 
 /// Loads field `index` of a subject; the error names the subject and the field.
 #[doc(hidden)]
-pub fn load_field<T: SampleField>(
+pub fn load_field<T>(
     entry: &SubjectEntry,
     index: usize,
     fields: &[FieldInfo],
+    load: fn(&Source, &FieldInfo) -> Result<T, FieldError>,
 ) -> Result<T, DataError> {
     let (Some(info), Some(source)) = (fields.get(index), entry.sources.get(index)) else {
         return Err(DataError::msg(format!(
@@ -416,7 +417,7 @@ pub fn load_field<T: SampleField>(
             entry.id
         )));
     };
-    T::load(source, info).map_err(|e| DataError::Source {
+    load(source, info).map_err(|e| DataError::Source {
         context: format!(
             "cannot load field `{}` of subject `{}`",
             info.name, entry.id
