@@ -61,8 +61,8 @@ pub mod __private {
     pub use crate::augment::{Augmentable, SpatialField};
     pub use crate::data::subjects::load_field;
     pub use crate::data::{
-        CastField, ChannelAxis, ClassField, DataError, DeclaredSample, Dtype, FieldInfo, FieldKind,
-        GroupField, ImageField, Normalize, NormalizeField, Role, Sample, SampleField,
+        ByteSize, CastField, ChannelAxis, ClassField, DataError, DeclaredSample, Dtype, FieldInfo,
+        FieldKind, GroupField, ImageField, Normalize, NormalizeField, Role, Sample, SampleField,
         SubjectDataset, SubjectEntry, SubjectError, SubjectIdField, Value, WeightField,
     };
 

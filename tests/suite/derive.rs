@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use delira::Dataset;
 use delira::augment::{Augmentable, SpatialField};
 use delira::data::{
-    Batch, Dataset as _, DeclaredSample, Dtype, FieldKind, Normalize, Role, Sample, Value,
+    Batch, ByteSize, Dataset as _, DeclaredSample, Dtype, FieldKind, Normalize, Role, Sample, Value,
 };
 use delira::io::{Affine, LabelMap, Volume};
 use ndarray::{ArrayD, IxDyn};
@@ -208,11 +208,12 @@ fn image_fields_collate_with_their_dtypes() {
     assert_eq!(batch.f32("mask").unwrap().shape(), [2, 1, 2, 3, 4]);
     assert_eq!(batch.f32("t1").unwrap()[[1, 0, 1, 2, 3]], 2.0);
     assert_eq!(Scan::FIELDS.len(), 4);
-    // 24 voxels of f32, twice 24 of u16, and the two bytes of "s1", on top of the structs.
-    let overhead = std::mem::size_of::<Volume<f32>>()
-        + 2 * std::mem::size_of::<LabelMap>()
-        + std::mem::size_of::<String>();
-    assert_eq!(scan(1.0).byte_size(), overhead + 24 * 4 + 2 * 24 * 2 + 2);
+    // Each volume: its array struct, shape and strides of 4 axes, the voxels, and the affine;
+    // 24 voxels of f32, twice 24 of u16, and the two bytes of "s1".
+    let array = std::mem::size_of::<ArrayD<f32>>() + 2 * 4 * 8;
+    let affine = std::mem::size_of::<Affine>();
+    let expected = 3 * (array + affine) + 24 * 4 + 2 * 24 * 2 + std::mem::size_of::<String>() + 2;
+    assert_eq!(scan(1.0).byte_size(), expected);
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub fn expand(model: &Model) -> TokenStream {
     let sizes = model.fields.iter().map(|f| {
         let (name, ty) = (&f.ident, &f.ty);
         quote_spanned! {ty.span()=>
-            <#ty as ::delira::__private::SampleField>::byte_size(&self.#name)
+            <#ty as ::delira::__private::ByteSize>::byte_size(&self.#name)
         }
     });
 
@@ -58,7 +58,10 @@ pub fn expand(model: &Model) -> TokenStream {
                 let __fields = <Self as ::delira::__private::DeclaredSample>::FIELDS;
                 ::core::result::Result::Ok(Self { #(#loads,)* })
             }
+        }
 
+        #[automatically_derived]
+        impl ::delira::__private::ByteSize for #ident {
             fn byte_size(&self) -> usize {
                 0 #(+ #sizes)*
             }
@@ -246,7 +249,10 @@ pub fn stub(input: &syn::DeriveInput) -> TokenStream {
             ) -> ::core::result::Result<Self, ::delira::__private::DataError> {
                 #unreachable
             }
+        }
 
+        #[automatically_derived]
+        impl ::delira::__private::ByteSize for #ident {
             fn byte_size(&self) -> usize {
                 #unreachable
             }

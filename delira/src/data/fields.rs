@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, Axis};
 
-use super::Value;
+use super::{ByteSize, Value};
 use crate::augment::SpatialField;
 use crate::io::{IoError, LabelMap, Volume};
 
@@ -192,14 +192,15 @@ pub enum FieldError {
 
 /// A type that can be a field of a `#[derive(Dataset)]` sample.
 ///
-/// Implemented for [`Volume<f32>`], [`LabelMap`], `f32`, `f64`, the integer types, `bool` and
-/// `String`.
+/// Implemented for [`Volume<f32>`], [`LabelMap`], `f32`, `f64`, the integer types that convert
+/// to `i64` without loss (`i8` to `i64`, `u8` to `u32`), `bool` and `String`. Its [`ByteSize`]
+/// lets the derived sample report its memory to a [`CachedDataset`](super::CachedDataset).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a field of a dataset sample",
     label = "unsupported field type",
     note = "a field is a `Volume<f32>`, a `LabelMap`, a number, a `bool` or a `String`"
 )]
-pub trait SampleField: Sized + Send + 'static {
+pub trait SampleField: ByteSize + Sized + Send + 'static {
     /// What the type holds.
     const KIND: FieldKind;
 
@@ -213,11 +214,6 @@ pub trait SampleField: Sized + Send + 'static {
     /// untouched.
     fn spatial(&mut self) -> Option<SpatialField<'_>> {
         None
-    }
-
-    /// The number of bytes the value holds (for memory budgets of caches).
-    fn byte_size(&self) -> usize {
-        std::mem::size_of::<Self>()
     }
 }
 
@@ -410,10 +406,6 @@ impl SampleField for Volume<f32> {
     fn spatial(&mut self) -> Option<SpatialField<'_>> {
         Some(SpatialField::Image(self))
     }
-
-    fn byte_size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.data().len() * std::mem::size_of::<f32>()
-    }
 }
 
 impl ImageField for Volume<f32> {}
@@ -445,10 +437,6 @@ impl SampleField for LabelMap {
 
     fn spatial(&mut self) -> Option<SpatialField<'_>> {
         Some(SpatialField::Labels(self))
-    }
-
-    fn byte_size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.0.data().len() * std::mem::size_of::<u16>()
     }
 }
 
@@ -547,10 +535,6 @@ impl SampleField for String {
 
     fn into_value(self, _info: &FieldInfo) -> Value {
         Value::Text(self)
-    }
-
-    fn byte_size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.len()
     }
 }
 

@@ -28,10 +28,6 @@ pub trait DeclaredSample: Sample + Augmentable + Sized {
     /// Loads one subject from the sources that discovery found.
     fn from_entry(entry: &SubjectEntry) -> Result<Self, DataError>;
 
-    /// The number of bytes the sample holds (its arrays and text), for the memory budget of a
-    /// cache.
-    fn byte_size(&self) -> usize;
-
     /// The fields with the given role, in declaration order.
     fn fields_with(role: Role) -> impl Iterator<Item = &'static FieldInfo> {
         Self::FIELDS.iter().filter(move |f| f.role == role)
