@@ -11,7 +11,9 @@
 //! On error the macro emits the errors and stubs of the items it would generate, so the user
 //! sees the mistake, not a cascade.
 //!
-#![doc = include_str!("../doc/dataset.md")]
+// The examples need the `delira` crate, which depends on this one: they run as doctests of
+// `delira` instead (see `DeriveDatasetDocs` there).
+#![cfg_attr(not(doctest), doc = include_str!("../doc/dataset.md"))]
 
 mod dataset;
 mod diag;

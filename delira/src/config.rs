@@ -202,7 +202,11 @@ fn parse<T: DeserializeOwned>(
         },
         Format::Yaml => {
             let de = serde_norway::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| split(e, |e, _| e.to_string()))
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let (key, message) = split(e, |e, _| e.to_string());
+                let message = strip_yaml_path(key.as_deref(), message);
+                (key, message)
+            })
         }
         Format::Json => {
             let mut de = serde_json::Deserializer::from_str(text);
@@ -227,6 +231,19 @@ fn split<E>(
     let key = (path != ".").then_some(path);
     let inner = error.into_inner();
     (key, message(&inner, ""))
+}
+
+/// `serde_norway` starts its messages with the path of the enclosing map (`inner: unknown
+/// field ...`); the key is reported separately, so the message drops it.
+fn strip_yaml_path(key: Option<&str>, message: String) -> String {
+    let mut ancestor = key.unwrap_or_default();
+    while !ancestor.is_empty() {
+        if let Some(rest) = message.strip_prefix(&format!("{ancestor}: ")) {
+            return rest.to_owned();
+        }
+        ancestor = ancestor.rfind(['.', '[']).map_or("", |i| &ancestor[..i]);
+    }
+    message
 }
 
 /// The TOML error's message without its multi-line source excerpt, with the line number.
