@@ -3,5 +3,7 @@
 mod config;
 mod derive;
 mod loader;
+mod nifti;
+mod split;
 mod ui;
 mod wrappers;

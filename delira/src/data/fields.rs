@@ -274,28 +274,6 @@ pub trait GroupField: SampleField {}
 )]
 pub trait SubjectIdField: SampleField {}
 
-// Until the NIfTI reader lands on main, the loaders report that reading is unavailable.
-mod nifti {
-    use std::path::Path;
-
-    use crate::io::{IoError, LabelMap, Volume};
-
-    fn unavailable(path: &Path) -> IoError {
-        IoError::Format {
-            path: path.to_owned(),
-            problem: "NIfTI reading is not available in this build".into(),
-        }
-    }
-
-    pub(super) fn load_volume(path: &Path) -> Result<Volume<f32>, IoError> {
-        Err(unavailable(path))
-    }
-
-    pub(super) fn load_labels(path: &Path) -> Result<LabelMap, IoError> {
-        Err(unavailable(path))
-    }
-}
-
 fn file_of<'a>(source: &'a Source, expected: &'static str) -> Result<&'a Path, FieldError> {
     match source {
         Source::File(path) => Ok(path),
@@ -332,7 +310,7 @@ fn channels_last_to_first<T>(data: ArrayD<T>) -> Result<ArrayD<T>, FieldError> {
 }
 
 fn read_volume(path: &Path, info: &FieldInfo) -> Result<Volume<f32>, FieldError> {
-    let volume = nifti::load_volume(path)?;
+    let volume = crate::io::load_volume(path)?;
     if info.channel_axis == ChannelAxis::First {
         return Ok(volume);
     }
@@ -416,7 +394,7 @@ impl SampleField for LabelMap {
 
     fn load(source: &Source, info: &FieldInfo) -> Result<Self, FieldError> {
         let path = file_of(source, "a label file")?;
-        let labels = nifti::load_labels(path)?;
+        let labels = crate::io::load_labels(path)?;
         if info.channel_axis == ChannelAxis::First {
             return Ok(labels);
         }

@@ -10,6 +10,7 @@ mod dataset;
 mod fields;
 mod loader;
 mod sampler;
+pub mod split;
 pub(crate) mod subjects;
 mod wrappers;
 
@@ -21,7 +22,10 @@ pub use fields::{
     ImageField, Normalize, NormalizeField, Role, SampleField, Source, SubjectIdField, WeightField,
 };
 pub use loader::{Epoch, EpochStats, Loader, LoaderConfig, LoaderError};
-pub use sampler::{BatchSampler, Sampler, SequentialSampler};
+pub use sampler::{
+    BatchSampler, ClassBalancedSampler, IndexSampler, RandomSampler, Sampler, SamplerConfig,
+    SamplerError, SamplerKind, SequentialSampler, WeightedSampler,
+};
 pub use subjects::{
     DeclaredSample, SUBJECT_COLUMN, SUBJECT_TABLE, SubjectDataset, SubjectEntry, SubjectError,
 };
