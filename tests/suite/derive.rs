@@ -255,3 +255,235 @@ fn folder_layout_reports_a_missing_file_with_subject_and_field() {
         )
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// End to end on real volumes: the MNI ICBM152 template, cropped into three subjects.
+
+/// A brain scan as a user declares it.
+#[derive(Dataset, Clone, Debug, PartialEq)]
+struct Brain {
+    #[input(nifti = "t1.nii.gz", normalize = "zscore_nonzero")]
+    t1: Volume<f32>,
+    #[target(nifti = "{subject}_tissue.nii.gz")]
+    tissue: LabelMap,
+    #[group(column = "site")]
+    site: String,
+    #[meta(subject)]
+    id: String,
+}
+
+const CROP: usize = 16;
+/// Where the three subjects' crops start in the template, all inside the brain.
+const ORIGINS: [[usize; 3]; 3] = [[70, 90, 70], [90, 110, 60], [100, 80, 80]];
+
+fn mni(name: &str) -> Volume<f32> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/mni")
+        .join(format!(
+            "mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz"
+        ));
+    assert!(
+        path.is_file(),
+        "{} is missing; run `scripts/provision-data` (scripts/test does)",
+        path.display()
+    );
+    delira::io::load_volume(&path).unwrap()
+}
+
+fn crop(volume: &Volume<f32>, origin: [usize; 3]) -> Volume<f32> {
+    let [x, y, z] = origin;
+    let data = volume
+        .data()
+        .slice(ndarray::s![.., x..x + CROP, y..y + CROP, z..z + CROP])
+        .to_owned()
+        .into_dyn();
+    let mut shift = Affine::IDENTITY;
+    for (axis, &o) in origin.iter().enumerate() {
+        shift.0[axis][3] = o as f64;
+    }
+    Volume::new(data, volume.affine().compose(&shift))
+}
+
+/// Tissue labels as in DATA.md: 0 outside the brain, else the argmax of (other, GM, WM) + 1.
+fn tissue(t1: &Volume<f32>, gm: &Volume<f32>, wm: &Volume<f32>) -> LabelMap {
+    let mut labels = ArrayD::<u16>::zeros(t1.data().raw_dim());
+    ndarray::Zip::from(&mut labels)
+        .and(t1.data())
+        .and(gm.data())
+        .and(wm.data())
+        .for_each(|l, &t, &g, &w| {
+            if t != 0.0 {
+                let other = (255.0 - g - w).max(0.0);
+                *l = if other >= g && other >= w {
+                    1
+                } else if g >= w {
+                    2
+                } else {
+                    3
+                };
+            }
+        });
+    LabelMap::new(labels, *t1.affine())
+}
+
+/// `(x - mean) / std` over the non-zero voxels, computed here independently of the runtime.
+fn zscore_nonzero(data: &ArrayD<f32>) -> ArrayD<f32> {
+    let nonzero: Vec<f64> = data
+        .iter()
+        .filter(|&&x| x != 0.0)
+        .map(|&x| f64::from(x))
+        .collect();
+    let n = nonzero.len() as f64;
+    let mean = nonzero.iter().sum::<f64>() / n;
+    let std = (nonzero.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    data.mapv(|x| {
+        if x == 0.0 {
+            0.0
+        } else {
+            ((f64::from(x) - mean) / std) as f32
+        }
+    })
+}
+
+/// Writes the three subjects in a folder-per-subject layout; returns the crops.
+fn brain_layout(dir: &Path) -> Vec<(Volume<f32>, LabelMap)> {
+    let (t1, gm, wm) = (mni("t1"), mni("gm"), mni("wm"));
+    let mut table = String::from("subject,site\n");
+    let mut crops = Vec::new();
+    for (i, &origin) in ORIGINS.iter().enumerate() {
+        let id = format!("sub-{:02}", i + 1);
+        let (t, labels) = (
+            crop(&t1, origin),
+            tissue(&crop(&t1, origin), &crop(&gm, origin), &crop(&wm, origin)),
+        );
+        std::fs::create_dir_all(dir.join(&id)).unwrap();
+        delira::io::save_volume(dir.join(&id).join("t1.nii.gz"), &t).unwrap();
+        delira::io::save_labels(dir.join(&id).join(format!("{id}_tissue.nii.gz")), &labels)
+            .unwrap();
+        table.push_str(&format!("{id},{}\n", ["A", "B", "A"][i]));
+        crops.push((t, labels));
+    }
+    // A hidden folder is not a subject.
+    std::fs::create_dir_all(dir.join(".cache")).unwrap();
+    write(&dir.join("subjects.csv"), &table);
+    crops
+}
+
+#[test]
+fn real_volumes_load_lazily_and_cached_and_feed_the_loader() {
+    use delira::data::{CacheBudget, DatasetExt, Loader, LoaderConfig, SequentialSampler};
+
+    let dir = scratch("brains");
+    let crops = brain_layout(&dir);
+
+    let brains = Brain::load_dir(&dir).unwrap();
+    assert_eq!(
+        brains.ids().collect::<Vec<_>>(),
+        ["sub-01", "sub-02", "sub-03"]
+    );
+    assert_eq!(
+        brains.groups(),
+        Some(vec!["A".into(), "B".into(), "A".into()])
+    );
+    assert_eq!(brains.classes(), None);
+
+    for (i, (t1, tissue)) in crops.iter().enumerate() {
+        let brain = brains.get(i).unwrap();
+        assert_eq!(brain.t1.data().shape(), [1, CROP, CROP, CROP]);
+        assert_eq!(brain.t1.affine(), t1.affine());
+        let expected = zscore_nonzero(t1.data());
+        let worst = brain
+            .t1
+            .data()
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "subject {i}: normalised T1 differs by {worst}"
+        );
+        assert_eq!(brain.tissue, *tissue, "subject {i}");
+        assert!(
+            brain.tissue.labels().len() >= 3,
+            "the crops hold several tissues"
+        );
+        assert_eq!(brain.id, format!("sub-{:02}", i + 1));
+    }
+
+    // Cached: each subject read once.
+    let cached = brains.clone().cached(CacheBudget::Unlimited);
+    let first = cached.get(2).unwrap();
+    assert_eq!(cached.get(2).unwrap(), first);
+    assert_eq!(first, brains.get(2).unwrap());
+    let stats = cached.stats();
+    assert_eq!((stats.loads, stats.hits, stats.entries), (1, 1, 1));
+    assert_eq!(stats.bytes, first.byte_size());
+
+    // Fed to the loader: batches of the right shapes and values.
+    let config = LoaderConfig::builder().batch_size(2).workers(1).build();
+    let loader = Loader::new(cached, SequentialSampler::new(3), config).unwrap();
+    let batches: Vec<Batch> = loader.epoch(0).map(Result::unwrap).collect();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(
+        batches[0].f32("t1").unwrap().shape(),
+        [2, 1, CROP, CROP, CROP]
+    );
+    assert_eq!(
+        batches[0].i64("tissue").unwrap().shape(),
+        [2, 1, CROP, CROP, CROP]
+    );
+    assert_eq!(
+        batches[1].f32("t1").unwrap().shape(),
+        [1, 1, CROP, CROP, CROP]
+    );
+    assert_eq!(batches[0].text("id").unwrap(), ["sub-01", "sub-02"]);
+    assert_eq!(batches[1].text("site").unwrap(), ["A"]);
+    let second = brains.get(1).unwrap();
+    assert_eq!(
+        batches[0]
+            .f32("t1")
+            .unwrap()
+            .index_axis(ndarray::Axis(0), 1),
+        second.t1.data().view()
+    );
+    assert_eq!(
+        batches[0]
+            .i64("tissue")
+            .unwrap()
+            .index_axis(ndarray::Axis(0), 1),
+        second.tissue.volume().data().mapv(i64::from).view()
+    );
+}
+
+#[test]
+fn a_missing_subject_row_or_an_unreadable_file_names_the_subject() {
+    let dir = scratch("brains-errors");
+    brain_layout(&dir);
+    write(
+        &dir.join("subjects.csv"),
+        "subject,site\nsub-01,A\nsub-03,A\n",
+    );
+    let err = Brain::load_dir(&dir).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "subject `sub-02` has a folder but no row in `{}`; add a row for it",
+            dir.join("subjects.csv").display()
+        )
+    );
+
+    write(
+        &dir.join("subjects.csv"),
+        "subject,site\nsub-01,A\nsub-02,B\nsub-03,A\n",
+    );
+    write(&dir.join("sub-03").join("t1.nii.gz"), "not a NIfTI file");
+    let brains = Brain::load_dir(&dir).unwrap();
+    let err = brains.get(2).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot load field `t1` of subject `sub-03`"
+    );
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("t1.nii.gz"), "{source}");
+}
