@@ -487,3 +487,67 @@ fn a_missing_subject_row_or_an_unreadable_file_names_the_subject() {
     let source = std::error::Error::source(&err).unwrap().to_string();
     assert!(source.contains("t1.nii.gz"), "{source}");
 }
+
+/// A 2D multi-channel image stored as `x × y × c`, listed in a CSV manifest.
+#[derive(Dataset, Debug)]
+struct Photo {
+    #[input(channel_axis = "last", normalize = "minmax")]
+    rgb: Volume<f32>,
+    #[target(dtype = "f32")]
+    mask: LabelMap,
+    #[target(class)]
+    label: bool,
+}
+
+#[test]
+fn csv_manifest_with_image_paths_channels_last_and_minmax() {
+    let dir = scratch("photos");
+    // Voxel (x, y) of channel c holds 100 c + 10 x + y; x < 4, y < 3, c < 2.
+    let stored = ArrayD::from_shape_fn(IxDyn(&[1, 4, 3, 2]), |i| {
+        (100 * i[3] + 10 * i[1] + i[2]) as f32
+    });
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    delira::io::save_volume(
+        dir.join("images/a.nii"),
+        &Volume::new(stored, Affine::IDENTITY),
+    )
+    .unwrap();
+    let mask = ArrayD::from_shape_fn(IxDyn(&[1, 4, 3]), |i| u16::from(i[1] >= 2));
+    delira::io::save_labels(
+        dir.join("images/a-mask.nii"),
+        &LabelMap::new(mask, Affine::IDENTITY),
+    )
+    .unwrap();
+    write(
+        &dir.join("photos.csv"),
+        "rgb,mask,label\nimages/a.nii,images/a-mask.nii,yes\nimages/a.nii,images/a-mask.nii,0\n",
+    );
+
+    let photos = Photo::load_csv(dir.join("photos.csv")).unwrap();
+    assert_eq!(photos.ids().collect::<Vec<_>>(), ["row 1", "row 2"]);
+    assert_eq!(photos.classes(), Some(vec![1, 0]));
+    let photo = photos.get(0).unwrap();
+    assert!(photo.label);
+    // The stored last axis became the channel axis; each channel spans 0..=32 before scaling
+    // (10 x + y with x < 4, y < 3), so min-max gives (10 x + y) / 32.
+    let rgb = photo.rgb.data();
+    assert_eq!(rgb.shape(), [2, 4, 3]);
+    for c in 0..2 {
+        for x in 0..4 {
+            for y in 0..3 {
+                assert_eq!(
+                    rgb[[c, x, y]],
+                    (10 * x + y) as f32 / 32.0,
+                    "({c}, {x}, {y})"
+                );
+            }
+        }
+    }
+    let fields = photo.into_fields();
+    let Value::F32(mask) = &fields[1].1 else {
+        panic!("the mask collates as f32, got {:?}", fields[1].1.kind());
+    };
+    assert_eq!(mask.shape(), [1, 4, 3]);
+    assert_eq!(mask.iter().filter(|&&m| m == 1.0).count(), 2 * 3); // x in {2, 3}, every y
+    assert_eq!(fields[2].1, Value::I64(ndarray::arr0(1).into_dyn()));
+}
