@@ -1,5 +1,6 @@
 //! `#[derive(Dataset)]`: roles, collation, augmentation fields, and the loaders on real files.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use delira::Dataset;
@@ -360,7 +361,7 @@ fn brain_layout(dir: &Path) -> Vec<(Volume<f32>, LabelMap)> {
         delira::io::save_volume(dir.join(&id).join("t1.nii.gz"), &t).unwrap();
         delira::io::save_labels(dir.join(&id).join(format!("{id}_tissue.nii.gz")), &labels)
             .unwrap();
-        table.push_str(&format!("{id},{}\n", ["A", "B", "A"][i]));
+        writeln!(table, "{id},{}", ["A", "B", "A"][i]).unwrap();
         crops.push((t, labels));
     }
     // A hidden folder is not a subject.
