@@ -106,3 +106,61 @@ fn an_unknown_extension_or_a_missing_file_is_an_error() {
         Some(Format::Yaml)
     );
 }
+
+/// The data part of an experiment's settings, nesting the runtime's own configurations.
+#[derive(Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct DataSettings {
+    loader: LoaderConfig,
+    #[serde(default)]
+    sampler: delira::data::SamplerConfig,
+    split: delira::data::split::KFoldConfig,
+}
+
+#[test]
+fn nested_runtime_configs_read_alike_and_name_the_full_key_path() {
+    use delira::data::SamplerKind;
+    use delira::data::split::KFoldConfig;
+
+    let dir = scratch("nested");
+    let files = [
+        (
+            "data.toml",
+            "[loader]\nbatch_size = 2\n[sampler]\nkind = \"sequential\"\n[split]\nk = 3\ngroup = true\n",
+        ),
+        (
+            "data.yaml",
+            "loader:\n  batch_size: 2\nsampler:\n  kind: sequential\nsplit:\n  k: 3\n  group: true\n",
+        ),
+        (
+            "data.json",
+            r#"{"loader": {"batch_size": 2}, "sampler": {"kind": "sequential"}, "split": {"k": 3, "group": true}}"#,
+        ),
+    ];
+    let expected = DataSettings {
+        loader: LoaderConfig::builder().batch_size(2).build(),
+        sampler: delira::data::SamplerConfig::builder()
+            .kind(SamplerKind::Sequential)
+            .build(),
+        split: KFoldConfig::builder().k(3).group(true).build(),
+    };
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(
+            config::from_path::<DataSettings>(&path).unwrap(),
+            expected,
+            "{name}"
+        );
+
+        let misspelt = text.replacen("group", "gruop", 1);
+        std::fs::write(&path, misspelt).unwrap();
+        let err = config::from_path::<DataSettings>(&path).unwrap_err();
+        assert_eq!(err.key(), Some("split.gruop"), "{name}: {err}");
+        assert!(
+            err.to_string()
+                .contains("key `split.gruop`: unknown field `gruop`, expected one of"),
+            "{name}: {err}"
+        );
+    }
+}

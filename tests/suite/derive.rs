@@ -114,6 +114,42 @@ fn csv_manifest_loads_values_and_exposes_groups_and_classes() {
 }
 
 #[test]
+fn manifest_groups_and_classes_drive_grouped_and_stratified_splits() {
+    use delira::data::split::{KFoldConfig, SplitTargets};
+
+    let dir = scratch("csv-split");
+    let manifest = dir.join("patients.csv");
+    let mut text = String::from("id,age,diagnosis,weight,site_id\n");
+    for i in 0..12 {
+        // Six sites of two patients; diagnoses alternate.
+        writeln!(text, "p{i},{},{},1,site{}", 40 + i, i % 2, i / 2).unwrap();
+    }
+    write(&manifest, &text);
+    let patients = Patient::load_csv(&manifest).unwrap();
+    let targets = SplitTargets::new(patients.len())
+        .with_groups(&patients.groups().unwrap())
+        .unwrap()
+        .with_labels(&patients.classes().unwrap())
+        .unwrap();
+    let split = KFoldConfig::builder()
+        .k(3)
+        .group(true)
+        .build()
+        .split(&targets)
+        .unwrap();
+    let groups = patients.groups().unwrap();
+    for fold in split.folds() {
+        assert_eq!(fold.test.len(), 4);
+        for &t in &fold.test {
+            assert!(
+                fold.train.iter().all(|&r| groups[r] != groups[t]),
+                "a site in two parts"
+            );
+        }
+    }
+}
+
+#[test]
 fn csv_errors_name_the_subject_and_the_field() {
     let dir = scratch("csv-errors");
     let manifest = dir.join("m.csv");
