@@ -315,7 +315,7 @@ fn close_match(name: &str) -> Option<&'static str> {
     OPTIONS.into_iter().find(|o| edit_distance(o, name) <= 2)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
