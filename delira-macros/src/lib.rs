@@ -21,8 +21,9 @@ mod diag;
 use proc_macro::TokenStream;
 
 /// Declares a sample type: the roles of its fields, how they are loaded and collated, and which
-/// of them move together under spatial augmentation. See the [crate documentation](crate) for
-/// every attribute, with examples and the code each one saves.
+/// of them move together under spatial augmentation.
+///
+#[cfg_attr(not(doctest), doc = include_str!("../doc/dataset.md"))]
 #[proc_macro_derive(Dataset, attributes(input, target, meta, weight, group, class))]
 pub fn derive_dataset(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

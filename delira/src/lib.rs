@@ -40,9 +40,6 @@ pub mod data;
 pub mod io;
 pub mod random;
 
-/// Declares a sample type and generates its loaders; see [the macro's
-/// documentation](delira_macros::Dataset).
-///
 /// Only the derive lives at the crate root: `use delira::Dataset;` imports the derive, and the
 /// trait of indexable collections stays [`data::Dataset`]. The derive does not implement that
 /// trait for the struct: the struct is one *sample*, and its generated `load_dir` / `load_csv`
