@@ -497,6 +497,24 @@ fn real_volumes_load_lazily_and_cached_and_feed_the_loader() {
 fn a_missing_subject_row_or_an_unreadable_file_names_the_subject() {
     let dir = scratch("brains-errors");
     brain_layout(&dir);
+    std::fs::remove_file(dir.join("subjects.csv")).unwrap();
+    let err = Brain::load_dir(&dir).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "field `site` takes a value per subject but `{}` does not exist; add it with the \
+             columns `subject` and `site`",
+            dir.join("subjects.csv").display()
+        )
+    );
+    // An image field without a template cannot be found in a folder.
+    let err = Photo::load_dir(&dir).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "field `rgb` has no file-name template; add one to its attribute, such as \
+         `nifti = \"rgb.nii.gz\"`"
+    );
+
     write(
         &dir.join("subjects.csv"),
         "subject,site\nsub-01,A\nsub-03,A\n",

@@ -207,8 +207,14 @@ impl<S: DeclaredSample> SubjectDataset<S> {
     /// folder names, and a column per field).
     pub fn from_dir(root: impl AsRef<Path>) -> Result<Self, SubjectError> {
         let root = root.as_ref();
-        let ids = subject_folders(root)?;
         let fields = S::FIELDS;
+        if let Some(field) = fields
+            .iter()
+            .find(|f| f.kind.is_file() && f.nifti.is_none())
+        {
+            return Err(SubjectError::NoTemplate { field: field.name });
+        }
+        let ids = subject_folders(root)?;
         let table = if let Some(field) = fields.iter().find(|f| f.is_tabular()) {
             let path = root.join(SUBJECT_TABLE);
             if !path.is_file() {
@@ -225,11 +231,14 @@ impl<S: DeclaredSample> SubjectDataset<S> {
 
         let mut entries = Vec::with_capacity(ids.len());
         for id in ids {
-            let row = match &table {
-                Some(table) => Some(table.row_of(&id).ok_or_else(|| SubjectError::MissingRow {
-                    subject: id.clone(),
-                    path: table.path.clone(),
-                })?),
+            let lookup = match &table {
+                Some(table) => {
+                    let row = table.row_of(&id).ok_or_else(|| SubjectError::MissingRow {
+                        subject: id.clone(),
+                        path: table.path.clone(),
+                    })?;
+                    Some((table, row))
+                }
                 None => None,
             };
             let mut sources = Vec::with_capacity(fields.len());
@@ -237,17 +246,19 @@ impl<S: DeclaredSample> SubjectDataset<S> {
                 let source = if field.subject_id {
                     Source::Text(id.clone())
                 } else if field.kind.is_file() {
-                    let template = field
-                        .nifti
-                        .ok_or(SubjectError::NoTemplate { field: field.name })?;
+                    // Checked above: every file field has a template.
+                    let template = field.nifti.unwrap_or_default();
                     let path = root.join(&id).join(template.replace("{subject}", &id));
                     check_file(&id, field, path)?
-                } else {
-                    // `row` exists whenever a field is tabular.
-                    let (table, row) = table.as_ref().zip(row).ok_or(SubjectError::NoSubjects {
-                        path: root.to_owned(),
-                    })?;
+                } else if let Some((table, row)) = lookup {
                     table.value(row, &id, field)?
+                } else {
+                    // The table was read because a field is tabular, so this is not reached.
+                    return Err(SubjectError::MissingTable {
+                        field: field.name,
+                        column: field.column,
+                        path: root.join(SUBJECT_TABLE),
+                    });
                 };
                 sources.push(source);
             }
