@@ -64,14 +64,17 @@ pub mod __private {
     pub use crate::augment::{Augmentable, SpatialField};
     pub use crate::data::subjects::load_field;
     pub use crate::data::{
-        ByteSize, CastField, ChannelAxis, ClassField, DataError, DeclaredSample, Dtype, FieldInfo,
-        FieldKind, GroupField, ImageField, Normalize, NormalizeField, Role, Sample, SampleField,
-        SubjectDataset, SubjectEntry, SubjectError, SubjectIdField, Value, WeightField,
+        ByteSize, CastField, ChannelAxis, ChannelField, ClassField, DataError, DeclaredSample,
+        Dtype, FieldInfo, FieldKind, GroupField, ImageField, Normalize, NormalizeField, Role,
+        Sample, SampleField, SubjectDataset, SubjectEntry, SubjectError, SubjectIdField, Value,
+        WeightField,
     };
 
     /// Compile-time checks that a field's type fits its role; generated code names them at the
     /// field's type so that an error points there.
     pub fn assert_image<T: ImageField>() {}
+    /// See [`assert_image`].
+    pub fn assert_channels<T: ChannelField>() {}
     /// See [`assert_image`].
     pub fn assert_normalize<T: NormalizeField>() {}
     /// See [`assert_image`].

@@ -197,8 +197,8 @@ fn type_checks(field: &Field) -> TokenStream {
     if field.dtype.is_some() {
         checks.push(quote!(assert_cast));
     }
-    if field.channel_axis.is_some() && field.nifti.is_none() {
-        checks.push(quote!(assert_image));
+    if field.channel_axis.is_some() {
+        checks.push(quote!(assert_channels));
     }
     match field.role {
         Role::Weight => checks.push(quote!(assert_weight)),

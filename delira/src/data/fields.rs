@@ -226,6 +226,14 @@ pub trait SampleField: ByteSize + Sized + Send + 'static {
 )]
 pub trait ImageField: SampleField {}
 
+/// A field type whose file can hold channels: [`Volume<f32>`] or [`LabelMap`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no channel axis",
+    label = "`channel_axis` needs a `Volume<f32>` or a `LabelMap`",
+    note = "`channel_axis` says where an image file keeps its channels; remove it for other fields"
+)]
+pub trait ChannelField: SampleField {}
+
 /// A field type that can be normalised: [`Volume<f32>`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be normalised",
@@ -387,6 +395,7 @@ impl SampleField for Volume<f32> {
 }
 
 impl ImageField for Volume<f32> {}
+impl ChannelField for Volume<f32> {}
 impl NormalizeField for Volume<f32> {}
 
 impl SampleField for LabelMap {
@@ -419,6 +428,7 @@ impl SampleField for LabelMap {
 }
 
 impl ImageField for LabelMap {}
+impl ChannelField for LabelMap {}
 impl CastField for LabelMap {}
 
 macro_rules! float_field {

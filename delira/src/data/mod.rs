@@ -18,8 +18,9 @@ pub use batch::{Batch, BatchField, CollateError, Record, Sample, Value};
 pub use cache::{ByteSize, CacheBudget, CacheStats, CachedDataset};
 pub use dataset::{DataError, Dataset, FnDataset};
 pub use fields::{
-    CastField, ChannelAxis, ClassField, Dtype, FieldError, FieldInfo, FieldKind, GroupField,
-    ImageField, Normalize, NormalizeField, Role, SampleField, Source, SubjectIdField, WeightField,
+    CastField, ChannelAxis, ChannelField, ClassField, Dtype, FieldError, FieldInfo, FieldKind,
+    GroupField, ImageField, Normalize, NormalizeField, Role, SampleField, Source, SubjectIdField,
+    WeightField,
 };
 pub use loader::{Epoch, EpochStats, Loader, LoaderConfig, LoaderError};
 pub use sampler::{
