@@ -96,7 +96,7 @@ use std::path::Path;
 use ndarray::{Array1, ArrayD, IxDyn, Order, ShapeBuilder, s};
 
 use crate::io::{Affine, IoError, LabelMap, Volume};
-use source::{Opened, format_error, open};
+use source::{Opened, format_error, open, zeroed};
 
 /// Voxels in their stored type, with the shape `dim[1..=dim[0]]` and the file's layout (the first
 /// axis is the fastest in memory).
@@ -210,7 +210,7 @@ fn stored<T: bytemuck::Pod>(
     let voxels = opened.len() / size;
     // The voxels land at the end of the buffer, after room for a gzip stream's leading bytes.
     let elements = opened.room().div_ceil(size);
-    let mut values = vec![T::zeroed(); elements];
+    let mut values = zeroed::<T>(elements);
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut values);
     opened.fill_tail(bytes)?;
     let native = if cfg!(target_endian = "little") {
@@ -308,7 +308,7 @@ pub fn load_volume(path: impl AsRef<Path>) -> Result<Volume<f32>, IoError> {
     // Types of up to 4 bytes are read into the tail of the result and converted in place: no
     // second buffer, and the fewest bytes moved.
     let values = if datatype.size() <= 4 && opened.room() <= 4 * voxels {
-        let mut values = vec![0f32; voxels];
+        let mut values = zeroed::<f32>(voxels);
         opened.fill_tail(bytemuck::cast_slice_mut(&mut values))?;
         convert::real_in_place(&mut values, datatype, endian, scaling);
         values

@@ -78,7 +78,7 @@ impl Opened {
 
     /// The voxel bytes in a buffer of their own.
     pub fn voxel_bytes(&self) -> Result<Vec<u8>, IoError> {
-        let mut buffer = vec![0; self.room()];
+        let mut buffer = zeroed(self.room());
         self.fill_tail(&mut buffer)?;
         buffer.drain(..buffer.len() - self.len);
         Ok(buffer)
@@ -94,6 +94,36 @@ pub(crate) fn format_error(path: &Path, problem: impl Into<String>) -> IoError {
 
 fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// A zeroed buffer of `len` values for voxels about to be written.
+///
+/// On Linux a large buffer asks for transparent huge pages: filling fresh memory page by page
+/// costs about as much as inflating it, and 2 MiB pages halve that (measured: 128 MiB in 65-75 ms
+/// of CPU with 4 KiB pages, 29-43 ms with huge pages).
+pub(crate) fn zeroed<T: bytemuck::Pod>(len: usize) -> Vec<T> {
+    let mut values = vec![T::zeroed(); len];
+    #[cfg(target_os = "linux")]
+    advise_huge_pages(bytemuck::cast_slice_mut(&mut values));
+    values
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(buffer: &mut [u8]) {
+    const PAGE: usize = 4096;
+    if buffer.len() < 8 << 20 {
+        return;
+    }
+    let start = buffer.as_mut_ptr() as usize;
+    let aligned = start.next_multiple_of(PAGE);
+    let len = (start + buffer.len() - aligned) / PAGE * PAGE;
+    // SAFETY: `[aligned, aligned + len)` lies inside `buffer`, which this function borrows
+    // mutably. MADV_HUGEPAGE is advice about how the kernel backs those pages: it neither reads
+    // nor changes their content (still zero, as the caller allocated them), and its failure
+    // leaves everything as it was, so the result is ignored.
+    unsafe {
+        libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    }
 }
 
 fn read_at(mut file: &File, offset: u64, target: &mut [u8]) -> std::io::Result<()> {
@@ -182,19 +212,16 @@ fn open_single(path: &Path) -> Result<Opened, IoError> {
         header.vox_offset = minimum;
     }
     let (start, len) = data_extent(path, &header)?;
-    let content = match compressed {
-        Some(all) => {
-            check_inflatable(all.len(), start + len).map_err(|p| format_error(path, p))?;
-            let prefix = inflate_prefix(&all, start as u64).map_err(|p| format_error(path, p))?;
-            header.parse_extensions(&prefix);
-            Content::Gzip(all)
-        }
-        None => {
-            let size = file.metadata().map_err(file_error(path))?.len();
-            check_length(path, &header, size, start, len)?;
-            header.parse_extensions(&read_prefix(&file, start as u64).map_err(file_error(path))?);
-            Content::Plain(file)
-        }
+    let content = if let Some(all) = compressed {
+        check_inflatable(all.len(), start + len).map_err(|p| format_error(path, p))?;
+        let prefix = inflate_prefix(&all, start as u64).map_err(|p| format_error(path, p))?;
+        header.parse_extensions(&prefix);
+        Content::Gzip(all)
+    } else {
+        let size = file.metadata().map_err(file_error(path))?.len();
+        check_length(path, &header, size, start, len)?;
+        header.parse_extensions(&read_prefix(&file, start as u64).map_err(file_error(path))?);
+        Content::Plain(file)
     };
     Ok(Opened {
         header,
