@@ -1,2 +1,6 @@
 //! The integration-test suite of delira: one binary, one module per area.
+
+mod loader;
 mod nifti;
+mod split;
+mod wrappers;
