@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use delira::data::{
     Batch, CollateError, DataError, Dataset, DatasetExt, FnDataset, LazyDataset, Loader,
-    LoaderConfig, LoaderError, Record, Sampler, SequentialSampler, Value,
+    LoaderConfig, LoaderError, RandomSampler, Record, Sampler, SequentialSampler, Value,
 };
 use delira::io::IoError;
 use delira::random::{Stream, StreamKey};
@@ -571,6 +571,87 @@ fn a_resumed_epoch_repeats_the_remaining_batches_exactly() {
             let rest: Vec<Batch> = loader.epoch_from(2, 3).map(Result::unwrap).collect();
             assert_eq!(rest, whole[3..]);
             assert_eq!(loader.epoch_from(2, 9).count(), 0);
+        }
+    });
+}
+
+#[test]
+fn a_random_sampler_over_a_fold_sets_the_order_for_every_worker_count() {
+    within(GUARD, || {
+        let fold: Vec<usize> = (0..40).filter(|i| i % 4 != 1).collect();
+        let sampler = RandomSampler::with_replacement(fold.clone(), 25, 3);
+        let expected = sampler.epoch_indices(4);
+        let runs: Vec<Vec<Batch>> = [0, 3]
+            .into_iter()
+            .map(|workers| {
+                let data = FnDataset::new(40, |i| Ok(record(i)));
+                let loader = Loader::new(data, sampler.clone(), config(6, workers))
+                    .unwrap()
+                    .with_transform(noisy_flip);
+                loader.epoch(4).map(Result::unwrap).collect()
+            })
+            .collect();
+        assert_eq!(runs[0], runs[1]);
+        let order: Vec<usize> = runs[0].iter().flat_map(|b| b.indices().to_vec()).collect();
+        assert_eq!(order, expected);
+        assert_eq!(
+            runs[0].iter().map(Batch::len).collect::<Vec<_>>(),
+            [6, 6, 6, 6, 1]
+        );
+        assert!(order.iter().all(|i| fold.contains(i)));
+    });
+}
+
+#[test]
+fn any_configuration_delivers_the_batches_before_a_failure_then_its_error() {
+    within(GUARD, || {
+        let mut draw = StreamKey::new(99).purpose("configurations").stream();
+        for case in 0..40 {
+            let n = 5 + draw.below(20) as usize;
+            let failing = draw.below(n as u64) as usize;
+            let panics = draw.bernoulli(0.5);
+            let batch_size = 1 + draw.below(5) as usize;
+            let workers = draw.below(5) as usize;
+            let prefetch = 1 + draw.below(3) as usize;
+            let data = FnDataset::new(n, move |i| {
+                std::thread::sleep(Duration::from_micros(((i * 37) % 7) as u64 * 100));
+                if i == failing {
+                    assert!(!panics, "sample {i} panics");
+                    return Err(DataError::msg(format!("sample {i} fails")));
+                }
+                Ok(record(i))
+            });
+            let sampler = Shuffled(n);
+            let position = sampler
+                .epoch_indices(case)
+                .iter()
+                .position(|&i| i == failing)
+                .unwrap();
+            let config = LoaderConfig::builder()
+                .batch_size(batch_size)
+                .workers(workers)
+                .prefetch(prefetch)
+                .build();
+            let loader = Loader::new(data, sampler, config).unwrap();
+            let out: Vec<_> = loader.epoch(case).collect();
+            let failing_batch = position / batch_size;
+            let context = format!("case {case}: n {n}, batch {batch_size}, workers {workers}");
+            assert_eq!(out.len(), failing_batch + 1, "{context}");
+            assert!(out[..failing_batch].iter().all(Result::is_ok), "{context}");
+            let cause = if panics {
+                "panicked: sample"
+            } else {
+                "failed: sample"
+            };
+            let expected = format!(
+                "sample {failing} (batch {failing_batch} of epoch {case}) {cause} {failing} {}",
+                if panics { "panics" } else { "fails" }
+            );
+            assert_eq!(
+                out[failing_batch].as_ref().unwrap_err().to_string(),
+                expected,
+                "{context}"
+            );
         }
     });
 }
