@@ -324,7 +324,12 @@ fn read_volume(path: &Path, info: &FieldInfo) -> Result<Volume<f32>, FieldError>
     }
     let (data, affine) = volume.into_parts();
     let data = channels_last_to_first(data)?;
-    Volume::try_new(data, affine).ok_or_else(|| FieldError::Invalid("bad shape".into()))
+    let shape = data.shape().to_vec();
+    Volume::try_new(data, affine).ok_or_else(|| {
+        FieldError::Invalid(format!(
+            "channels-last data of shape {shape:?} is not an image"
+        ))
+    })
 }
 
 /// Normalises each channel of `data` (shape `[channels, ...]`) in place.
@@ -409,9 +414,12 @@ impl SampleField for LabelMap {
         }
         let (data, affine) = labels.0.into_parts();
         let data = channels_last_to_first(data)?;
-        Volume::try_new(data, affine)
-            .map(LabelMap)
-            .ok_or_else(|| FieldError::Invalid("bad shape".into()))
+        let shape = data.shape().to_vec();
+        Volume::try_new(data, affine).map(LabelMap).ok_or_else(|| {
+            FieldError::Invalid(format!(
+                "channels-last labels of shape {shape:?} are not an image"
+            ))
+        })
     }
 
     fn into_value(self, info: &FieldInfo) -> Value {
@@ -577,6 +585,15 @@ mod tests {
         assert_eq!(moved.shape(), [2, 2, 3]);
         assert_eq!(moved[[1, 1, 2]], 121.0);
         assert_eq!(moved[[0, 0, 1]], 10.0);
+
+        let two_channels = ArrayD::<f32>::zeros(IxDyn(&[2, 2, 3, 2]));
+        assert_eq!(
+            channels_last_to_first(two_channels)
+                .unwrap_err()
+                .to_string(),
+            "`channel_axis = \"last\"` needs a single-channel 3D file (read as [1, x, y, c]), got \
+             shape [2, 2, 3, 2]"
+        );
     }
 
     #[test]
