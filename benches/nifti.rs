@@ -122,6 +122,12 @@ fn bench(c: &mut Criterion) {
             black_box((n, out))
         });
     });
+    // Inflate alone: no file read, no fresh memory (the buffer is reused).
+    let mut reused = vec![0u8; total];
+    let mut inflater = libdeflater::Decompressor::new();
+    group.bench_function("inflate_libdeflate_reused_buffer", |b| {
+        b.iter(|| black_box(inflater.gzip_decompress(&compressed, &mut reused).unwrap()));
+    });
     group.bench_function("inflate_zlib_rs", |b| {
         b.iter(|| {
             let compressed = std::fs::read(&path).unwrap();

@@ -770,6 +770,14 @@ fn pairs_and_gzip() {
     dir.file("zipped.img.gz", &gzip(&data));
     check_file(&header, &values, &affine);
 
+    // A single file with `vox_offset` 0 (old writers): the data follows the header.
+    let mut h0 = Hdr::v1(&[2, 3, 4], DataType::F32, false);
+    h0.vox_offset(0);
+    let mut file = h0.bytes.clone();
+    file.extend_from_slice(&data);
+    let path = dir.file("offset0.nii", &file);
+    assert_eq!(file_order(load_volume(&path).unwrap().data()), values);
+
     // A single gzipped file, and one made of two gzip members.
     let file = {
         let mut h = Hdr::v1(&[2, 3, 4], DataType::F32, false);
@@ -1117,6 +1125,22 @@ fn write_read_round_trips() {
     let back = load_volume(&path).unwrap();
     assert_eq!(back.data().shape(), [2, 3, 4, 1]);
     assert_eq!(back.data()[[1, 2, 3, 0]], 123.0);
+
+    // A dimension past 32767 needs NIfTI-2.
+    let long = Volume::new(
+        ArrayD::from_shape_fn(IxDyn(&[1, 40_000, 1, 1]), |i| i[1] as f32),
+        Affine::from_spacing([0.5, 1.0, 1.0]),
+    );
+    let path = dir.0.join("long.nii.gz");
+    save_volume(&path, &long).unwrap();
+    assert_eq!(nifti::read(&path).unwrap().header.version, Version::Nifti2);
+    assert_eq!(load_volume(&path).unwrap(), long);
+    let dump = nibabel(&path);
+    assert_eq!(
+        (json_shape(&dump), dump["nifti2"].as_bool()),
+        (vec![40_000, 1, 1], Some(true))
+    );
+    assert_values(&file_order(long.data()), &nibabel_voxels(&dump), "nifti2");
 
     // A name without a NIfTI extension is refused.
     let path = dir.0.join("volume.png");

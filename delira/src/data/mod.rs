@@ -7,17 +7,27 @@
 mod batch;
 mod cache;
 mod dataset;
+mod fields;
 mod loader;
 mod sampler;
 pub mod split;
+pub(crate) mod subjects;
 mod wrappers;
 
 pub use batch::{Batch, BatchField, CollateError, Record, Sample, Value};
 pub use cache::{ByteSize, CacheBudget, CacheStats, CachedDataset};
 pub use dataset::{DataError, Dataset, FnDataset};
+pub use fields::{
+    CastField, ChannelAxis, ChannelField, ClassField, Dtype, FieldError, FieldInfo, FieldKind,
+    GroupField, ImageField, Normalize, NormalizeField, Role, SampleField, Source, SubjectIdField,
+    WeightField,
+};
 pub use loader::{Epoch, EpochStats, Loader, LoaderConfig, LoaderError};
 pub use sampler::{
     BatchSampler, ClassBalancedSampler, IndexSampler, RandomSampler, Sampler, SamplerConfig,
     SamplerError, SamplerKind, SequentialSampler, WeightedSampler,
+};
+pub use subjects::{
+    DeclaredSample, SUBJECT_COLUMN, SUBJECT_TABLE, SubjectDataset, SubjectEntry, SubjectError,
 };
 pub use wrappers::{Concat, DatasetExt, LazyDataset, MapDataset, Subset};

@@ -83,50 +83,66 @@ fn float_label<T: Into<f64>>(v: T) -> Option<u16> {
     (v.fract() == 0.0 && (0.0..=65535.0).contains(&v)).then_some(v as u16)
 }
 
-fn decode<T: Stored>(bytes: &[u8], endian: Endian) -> Vec<T> {
-    let chunks = bytes.chunks_exact(T::SIZE);
-    match endian {
-        Endian::Little => chunks.map(T::from_le).collect(),
-        Endian::Big => chunks.map(T::from_be).collect(),
+fn real_into<T: Stored>(
+    bytes: &[u8],
+    out: &mut [f32],
+    endian: Endian,
+    scaling: Option<(f64, f64)>,
+) {
+    let pairs = out.iter_mut().zip(bytes.chunks_exact(T::SIZE));
+    match (endian, scaling) {
+        (Endian::Little, None) => pairs.for_each(|(o, c)| *o = T::from_le(c).to_f32()),
+        (Endian::Big, None) => pairs.for_each(|(o, c)| *o = T::from_be(c).to_f32()),
+        (Endian::Little, Some((slope, inter))) => {
+            pairs.for_each(|(o, c)| *o = (T::from_le(c).to_f64() * slope + inter) as f32);
+        }
+        (Endian::Big, Some((slope, inter))) => {
+            pairs.for_each(|(o, c)| *o = (T::from_be(c).to_f64() * slope + inter) as f32);
+        }
     }
 }
 
-/// Decodes the stored values of one scalar type.
-pub(crate) fn values<T: Stored>(bytes: &[u8], endian: Endian) -> Vec<T> {
-    decode(bytes, endian)
-}
-
-/// Decodes `N`-component voxels (colours, complex numbers) whose components are of type `T`.
-pub(crate) fn tuples<T: Stored + Default, const N: usize>(
-    bytes: &[u8],
-    endian: Endian,
-) -> Vec<[T; N]> {
-    bytes
-        .chunks_exact(T::SIZE * N)
-        .map(|voxel| {
-            let mut out = [T::default(); N];
-            for (o, c) in out.iter_mut().zip(voxel.chunks_exact(T::SIZE)) {
-                *o = match endian {
-                    Endian::Little => T::from_le(c),
-                    Endian::Big => T::from_be(c),
-                };
-            }
-            out
-        })
-        .collect()
-}
-
 fn real<T: Stored>(bytes: &[u8], endian: Endian, scaling: Option<(f64, f64)>) -> Vec<f32> {
-    let chunks = bytes.chunks_exact(T::SIZE);
-    match (endian, scaling) {
-        (Endian::Little, None) => chunks.map(|c| T::from_le(c).to_f32()).collect(),
-        (Endian::Big, None) => chunks.map(|c| T::from_be(c).to_f32()).collect(),
-        (Endian::Little, Some((slope, inter))) => chunks
-            .map(|c| (T::from_le(c).to_f64() * slope + inter) as f32)
-            .collect(),
-        (Endian::Big, Some((slope, inter))) => chunks
-            .map(|c| (T::from_be(c).to_f64() * slope + inter) as f32)
-            .collect(),
+    let mut out = vec![0.0; bytes.len() / T::SIZE];
+    real_into::<T>(bytes, &mut out, endian, scaling);
+    out
+}
+
+/// Converts stored values of at most 4 bytes that fill the tail of `values` (as bytes) into real
+/// values over the whole of `values`, block by block from the front: each block's source is
+/// copied aside before its destination is written, and a destination never reaches the source
+/// bytes of a later block, because a value grows to 4 bytes at most.
+fn in_place<T: Stored>(values: &mut [f32], endian: Endian, scaling: Option<(f64, f64)>) {
+    const BLOCK: usize = 4096;
+    let n = values.len();
+    let source = (4 - T::SIZE) * n;
+    let mut block = [0u8; BLOCK * 4];
+    for start in (0..n).step_by(BLOCK) {
+        let count = BLOCK.min(n - start);
+        let from = source + start * T::SIZE;
+        let block = &mut block[..count * T::SIZE];
+        block.copy_from_slice(&bytemuck::cast_slice::<f32, u8>(values)[from..from + block.len()]);
+        real_into::<T>(block, &mut values[start..start + count], endian, scaling);
+    }
+}
+
+/// [`to_real`] for voxels of at most 4 bytes whose bytes fill the tail of `values`, converted in
+/// place; scalar types only.
+pub(crate) fn real_in_place(
+    values: &mut [f32],
+    datatype: DataType,
+    endian: Endian,
+    scaling: Option<(f64, f64)>,
+) {
+    match datatype {
+        DataType::U8 => in_place::<u8>(values, endian, scaling),
+        DataType::I8 => in_place::<i8>(values, endian, scaling),
+        DataType::I16 => in_place::<i16>(values, endian, scaling),
+        DataType::U16 => in_place::<u16>(values, endian, scaling),
+        DataType::I32 => in_place::<i32>(values, endian, scaling),
+        DataType::U32 => in_place::<u32>(values, endian, scaling),
+        DataType::F32 => in_place::<f32>(values, endian, scaling),
+        other => debug_assert!(false, "{} is not converted in place", other.name()),
     }
 }
 
@@ -227,7 +243,6 @@ mod tests {
     #[test]
     fn big_endian_values_are_swapped() {
         let bytes: Vec<u8> = [258i32, -1].iter().flat_map(|v| v.to_be_bytes()).collect();
-        assert_eq!(values::<i32>(&bytes, Endian::Big), [258, -1]);
         assert_eq!(
             to_real(&bytes, DataType::I32, Endian::Big, None).unwrap(),
             [258.0, -1.0]

@@ -93,10 +93,10 @@ pub use header::{DataType, Endian, Extension, Header, Version};
 
 use std::path::Path;
 
-use ndarray::{ArrayD, IxDyn, ShapeBuilder};
+use ndarray::{Array1, ArrayD, IxDyn, Order, ShapeBuilder, s};
 
 use crate::io::{Affine, IoError, LabelMap, Volume};
-use source::{Raw, format_error, read_raw};
+use source::{Opened, format_error, open, zeroed};
 
 /// Voxels in their stored type, with the shape `dim[1..=dim[0]]` and the file's layout (the first
 /// axis is the fastest in memory).
@@ -173,34 +173,65 @@ pub struct NiftiImage {
 /// See the [module documentation](self) for the files accepted.
 pub fn read(path: impl AsRef<Path>) -> Result<NiftiImage, IoError> {
     let path = path.as_ref();
-    let raw = read_raw(path)?;
-    let shape = raw.header.shape().map_err(|p| format_error(path, p))?;
-    let (bytes, endian) = (raw.voxels(), raw.header.endian);
-    let data = match raw.header.datatype {
-        DataType::U8 => Data::U8(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::I8 => Data::I8(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::I16 => Data::I16(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::U16 => Data::U16(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::I32 => Data::I32(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::U32 => Data::U32(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::I64 => Data::I64(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::U64 => Data::U64(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::F32 => Data::F32(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::F64 => Data::F64(fortran(path, &shape, convert::values(bytes, endian))?),
-        DataType::Complex64 => {
-            Data::Complex64(fortran(path, &shape, convert::tuples(bytes, endian))?)
-        }
-        DataType::Complex128 => {
-            Data::Complex128(fortran(path, &shape, convert::tuples(bytes, endian))?)
-        }
-        DataType::Rgb24 => Data::Rgb24(fortran(path, &shape, convert::tuples(bytes, endian))?),
-        DataType::Rgba32 => Data::Rgba32(fortran(path, &shape, convert::tuples(bytes, endian))?),
+    let opened = open(path)?;
+    let shape = opened.header.shape().map_err(|p| format_error(path, p))?;
+    let data = match opened.header.datatype {
+        DataType::U8 => Data::U8(stored(path, &opened, &shape, 1)?),
+        DataType::I8 => Data::I8(stored(path, &opened, &shape, 1)?),
+        DataType::I16 => Data::I16(stored(path, &opened, &shape, 2)?),
+        DataType::U16 => Data::U16(stored(path, &opened, &shape, 2)?),
+        DataType::I32 => Data::I32(stored(path, &opened, &shape, 4)?),
+        DataType::U32 => Data::U32(stored(path, &opened, &shape, 4)?),
+        DataType::I64 => Data::I64(stored(path, &opened, &shape, 8)?),
+        DataType::U64 => Data::U64(stored(path, &opened, &shape, 8)?),
+        DataType::F32 => Data::F32(stored(path, &opened, &shape, 4)?),
+        DataType::F64 => Data::F64(stored(path, &opened, &shape, 8)?),
+        DataType::Complex64 => Data::Complex64(stored(path, &opened, &shape, 4)?),
+        DataType::Complex128 => Data::Complex128(stored(path, &opened, &shape, 8)?),
+        DataType::Rgb24 => Data::Rgb24(stored(path, &opened, &shape, 1)?),
+        DataType::Rgba32 => Data::Rgba32(stored(path, &opened, &shape, 1)?),
     };
     Ok(NiftiImage {
-        affine: raw.header.affine(),
-        header: raw.header,
+        affine: opened.header.affine(),
+        header: opened.header,
         data,
     })
+}
+
+/// The voxels as an array of `T`, read straight into the array's memory and byte-swapped in
+/// place when the file's byte order is not the machine's (`component` bytes at a time).
+fn stored<T: bytemuck::Pod>(
+    path: &Path,
+    opened: &Opened,
+    shape: &[usize],
+    component: usize,
+) -> Result<ArrayD<T>, IoError> {
+    let size = std::mem::size_of::<T>();
+    let voxels = opened.len() / size;
+    // The voxels land at the end of the buffer, after room for a gzip stream's leading bytes.
+    let elements = opened.room().div_ceil(size);
+    let mut values = zeroed::<T>(elements);
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut values);
+    opened.fill_tail(bytes)?;
+    let native = if cfg!(target_endian = "little") {
+        Endian::Little
+    } else {
+        Endian::Big
+    };
+    if opened.header.endian != native && component > 1 {
+        for value in bytes[(elements - voxels) * size..].chunks_exact_mut(component) {
+            value.reverse();
+        }
+    }
+    let values = Array1::from_vec(values).slice_move(s![elements - voxels..]);
+    values
+        .into_shape_with_order((IxDyn(shape), Order::ColumnMajor))
+        .map_err(|_| {
+            format_error(
+                path,
+                format!("{voxels} voxels do not fill the shape {shape:?}"),
+            )
+        })
 }
 
 /// An array of `shape` over values in file order (first axis fastest).
@@ -244,11 +275,14 @@ fn channel_first<T>(
     Ok(fortran(path, &shape, values)?.permuted_axes(IxDyn(&axes)))
 }
 
-fn prepare(path: &Path) -> Result<(Raw, Vec<usize>, usize), IoError> {
-    let raw = read_raw(path)?;
-    let shape = raw.header.shape().map_err(|p| format_error(path, p))?;
+fn prepare(path: &Path) -> Result<(Opened, Vec<usize>, usize), IoError> {
+    let opened = open(path)?;
+    let shape = opened.header.shape().map_err(|p| format_error(path, p))?;
     let (spatial, channels) = volume_layout(path, &shape)?;
-    Ok((raw, spatial, channels))
+    if !opened.header.datatype.is_scalar() {
+        return Err(not_scalar(path, opened.header.datatype));
+    }
+    Ok((opened, spatial, channels))
 }
 
 fn not_scalar(path: &Path, datatype: DataType) -> IoError {
@@ -266,15 +300,23 @@ fn not_scalar(path: &Path, datatype: DataType) -> IoError {
 /// See the [module documentation](self) for the files accepted and the shape of the result.
 pub fn load_volume(path: impl AsRef<Path>) -> Result<Volume<f32>, IoError> {
     let path = path.as_ref();
-    let (raw, spatial, channels) = prepare(path)?;
-    let header = &raw.header;
-    let values = convert::to_real(
-        raw.voxels(),
-        header.datatype,
-        header.endian,
-        header.scaling(),
-    )
-    .ok_or_else(|| not_scalar(path, header.datatype))?;
+    let (opened, spatial, channels) = prepare(path)?;
+    let header = &opened.header;
+    let (datatype, endian, scaling) = (header.datatype, header.endian, header.scaling());
+    let voxels = opened.len() / datatype.size();
+
+    // Types of up to 4 bytes are read into the tail of the result and converted in place: no
+    // second buffer, and the fewest bytes moved.
+    let values = if datatype.size() <= 4 && opened.room() <= 4 * voxels {
+        let mut values = zeroed::<f32>(voxels);
+        opened.fill_tail(bytemuck::cast_slice_mut(&mut values))?;
+        convert::real_in_place(&mut values, datatype, endian, scaling);
+        values
+    } else {
+        let bytes = opened.voxel_bytes()?;
+        convert::to_real(&bytes, datatype, endian, scaling)
+            .ok_or_else(|| not_scalar(path, datatype))?
+    };
     let data = channel_first(path, &spatial, channels, values)?;
     Ok(Volume::new(data, header.affine()))
 }
@@ -285,31 +327,27 @@ pub fn load_volume(path: impl AsRef<Path>) -> Result<Volume<f32>, IoError> {
 /// See the [module documentation](self) for the files accepted and the shape of the result.
 pub fn load_labels(path: impl AsRef<Path>) -> Result<LabelMap, IoError> {
     let path = path.as_ref();
-    let (raw, spatial, channels) = prepare(path)?;
-    let header = &raw.header;
-    let labels = convert::to_labels(
-        raw.voxels(),
-        header.datatype,
-        header.endian,
-        header.scaling(),
-    )
-    .ok_or_else(|| not_scalar(path, header.datatype))?
-    .map_err(|bad| {
-        let mut index = Vec::with_capacity(spatial.len() + 1);
-        let mut rest = bad.index;
-        for &n in spatial.iter().chain([&channels]) {
-            index.push(rest % n);
-            rest /= n;
-        }
-        format_error(
-            path,
-            format!(
-                "voxel {index:?} holds {}, which is not a label (an integer from 0 to \
+    let (opened, spatial, channels) = prepare(path)?;
+    let header = &opened.header;
+    let bytes = opened.voxel_bytes()?;
+    let labels = convert::to_labels(&bytes, header.datatype, header.endian, header.scaling())
+        .ok_or_else(|| not_scalar(path, header.datatype))?
+        .map_err(|bad| {
+            let mut index = Vec::with_capacity(spatial.len() + 1);
+            let mut rest = bad.index;
+            for &n in spatial.iter().chain([&channels]) {
+                index.push(rest % n);
+                rest /= n;
+            }
+            format_error(
+                path,
+                format!(
+                    "voxel {index:?} holds {}, which is not a label (an integer from 0 to \
                      65535); load it with `load_volume`",
-                bad.value
-            ),
-        )
-    })?;
+                    bad.value
+                ),
+            )
+        })?;
     let data = channel_first(path, &spatial, channels, labels)?;
     Ok(LabelMap::new(data, header.affine()))
 }
