@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use delira::data::{FnDataset, Loader, LoaderConfig, RandomSampler, Record};
@@ -619,4 +620,106 @@ fn plain_array_predictions_take_the_reference_geometry() {
         "input of shape [2, 4, 3] does not fit: a prediction for an image of spatial shape \
          [4, 3, 2] needs shape [K, 4, 3, 2]"
     );
+}
+
+/// What nibabel reads from `path`: shape, affine and `get_fdata()` in file (Fortran) order.
+fn nibabel(path: &Path) -> (Vec<usize>, Vec<Vec<f64>>, Vec<f64>) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "the Python environment with nibabel is missing at {}; run `scripts/provision-data`",
+        python.display()
+    );
+    let out = Command::new(python)
+        .arg(root.join("scripts/nibabel_reference.py"))
+        .arg("--dump")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let shape = numbers(&dump["shape"])
+        .iter()
+        .map(|&n| n as usize)
+        .collect();
+    let affine = dump["affine"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(numbers)
+        .collect();
+    (shape, affine, numbers(&dump["voxels"]))
+}
+
+/// The voxels of a channel-first array in NIfTI file order (x fastest, channels slowest).
+fn file_order<T: Copy>(data: &ArrayD<T>) -> Vec<T> {
+    let mut axes = vec![0];
+    axes.extend((1..data.ndim()).rev());
+    data.view()
+        .permuted_axes(IxDyn(&axes))
+        .iter()
+        .copied()
+        .collect()
+}
+
+#[test]
+fn nibabel_reads_the_written_prediction() {
+    let affine = Affine([
+        [0.0, -0.75, 0.0, 12.5],
+        [1.25, 0.0, 0.0, -30.0],
+        [0.0, 0.0, 2.0, 4.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]);
+    let image = Volume::new(integers(&[1, 6, 5, 4]), affine);
+    let mut three = |x: ArrayViewD<f32>| -> Net {
+        let scaled: Vec<ArrayD<f32>> = [-0.5_f32, 0.0, 0.25]
+            .iter()
+            .map(|&f| x.mapv(|v| v * f))
+            .collect();
+        let views: Vec<_> = scaled.iter().map(|a| a.view()).collect();
+        Ok(concatenate(Axis(1), &views).unwrap())
+    };
+    let logits = sliding(&[4, 4, 4], 0.5, 4, Blend::default())
+        .run(&mut three, &image)
+        .unwrap();
+    let probabilities = softmax(&logits);
+    let labels = argmax(&probabilities).unwrap();
+
+    let dir = TempDir::new("nibabel");
+    let prob_path = dir.0.join("probabilities.nii.gz");
+    let label_path = dir.0.join("labels.nii.gz");
+    save_volume(&prob_path, &probabilities).unwrap();
+    save_labels(&label_path, &labels).unwrap();
+
+    let expected_affine: Vec<Vec<f64>> = affine.0.iter().map(|r| r.to_vec()).collect();
+    let (shape, read_affine, voxels) = nibabel(&prob_path);
+    assert_eq!(shape, [6, 5, 4, 3]);
+    assert_eq!(read_affine, expected_affine);
+    // float32 on disk: nibabel's values, rounded to f32 (JSON's decimals are not exact in f64),
+    // are the written ones.
+    let read: Vec<f32> = voxels.iter().map(|&v| v as f32).collect();
+    assert_eq!(read, file_order(probabilities.data()));
+
+    let (shape, read_affine, voxels) = nibabel(&label_path);
+    assert_eq!(shape, [6, 5, 4]);
+    assert_eq!(read_affine, expected_affine);
+    let written: Vec<f64> = file_order(labels.volume().data())
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    assert_eq!(voxels, written);
+    // Positive voxels are class 2, negative ones class 0.
+    assert!(written.contains(&0.0) && written.contains(&2.0) && !written.contains(&1.0));
 }
