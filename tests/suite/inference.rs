@@ -486,6 +486,27 @@ fn loader_predictions_carry_their_dataset_index() {
 }
 
 #[test]
+fn whole_volumes_of_a_dataset_by_sliding_window() {
+    // Images of different sizes, one per batch, each predicted whole by 4 × 4 × 4 windows.
+    let sizes = [[5, 6, 4], [9, 3, 7], [4, 4, 4]];
+    let data = FnDataset::new(3, move |i| {
+        let [x, y, z] = sizes[i];
+        Ok(Record::new().with("image", integers(&[2, x, y, z])))
+    });
+    let sliding = sliding(&[4, 4, 4], 0.5, 3, Blend::Constant);
+    let mut whole = sliding.tiled(two_outputs);
+    let config = LoaderConfig::builder().batch_size(1).workers(1).build();
+    let predictions = predict_dataset(data, config, "image", &mut whole).unwrap();
+    for (p, [x, y, z]) in predictions.iter().zip(sizes) {
+        let image = integers(&[1, 2, x, y, z]);
+        let expected = two_outputs(image.view())
+            .unwrap()
+            .index_axis_move(Axis(0), 0);
+        assert_eq!(p, &expected);
+    }
+}
+
+#[test]
 fn dataset_errors_name_field_and_sample() {
     let config = LoaderConfig::builder().batch_size(2).build();
     let error = predict_dataset(images(3), config.clone(), "t1", &mut two_outputs).unwrap_err();

@@ -64,7 +64,7 @@ mod window;
 pub use dataset::{predict_dataset, predict_loader};
 pub use output::{argmax, softmax, with_geometry};
 pub use tta::FlipAveraging;
-pub use window::{Blend, SlidingWindow, window_starts};
+pub use window::{Blend, SlidingWindow, Tiled, window_starts};
 
 use ndarray::{ArrayD, ArrayViewD};
 

@@ -246,6 +246,31 @@ impl SlidingWindow {
         acc.finish(&pad_before, spatial)
     }
 
+    /// A predictor of whole volumes: each item of a batch `[batch, C, spatial...]` is predicted
+    /// by sliding windows over it with `inner`, and the results are stacked,
+    /// `[batch, K, spatial...]`. With it, [`predict_dataset`](super::predict_dataset) predicts
+    /// datasets of whole images of any size (with `batch_size` 1 when their sizes differ).
+    ///
+    /// ```
+    /// use delira::inference::{Predict, SlidingWindow};
+    /// use ndarray::{ArrayD, ArrayViewD, IxDyn};
+    ///
+    /// let sliding = SlidingWindow::builder().window(vec![4, 4]).build();
+    /// let mut negate = |x: ArrayViewD<f32>| Ok::<_, std::convert::Infallible>(x.mapv(|v| -v));
+    /// let mut whole = sliding.tiled(&mut negate);
+    /// let batch = ArrayD::from_elem(IxDyn(&[2, 1, 9, 7]), 3.0_f32);
+    /// let out = whole.predict(batch.view())?;
+    /// assert_eq!(out.shape(), [2, 1, 9, 7]);
+    /// assert!(out.iter().all(|&v| (v + 3.0).abs() < 1e-6));
+    /// # Ok::<(), delira::inference::InferenceError>(())
+    /// ```
+    pub fn tiled<P: Predict>(&self, inner: P) -> Tiled<'_, P> {
+        Tiled {
+            sliding: self,
+            inner,
+        }
+    }
+
     fn validate(&self, spatial: &[usize]) -> Result<(), InferenceError> {
         let config = |problem: String| Err(InferenceError::Config(problem));
         if self.window.len() != spatial.len() {
@@ -502,5 +527,29 @@ impl Accumulator {
             data
         };
         ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| internal(&e))
+    }
+}
+
+/// A predictor of whole volumes by sliding windows; see [`SlidingWindow::tiled`].
+#[derive(Debug)]
+pub struct Tiled<'a, P> {
+    sliding: &'a SlidingWindow,
+    inner: P,
+}
+
+impl<P: Predict> Predict for Tiled<'_, P> {
+    fn predict(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>, InferenceError> {
+        if input.ndim() < 2 {
+            return Err(InferenceError::InputShape {
+                found: input.shape().to_vec(),
+                problem: "whole-volume prediction needs `[batch, C, spatial...]`".to_owned(),
+            });
+        }
+        let outputs = input
+            .outer_iter()
+            .map(|item| self.sliding.run_array(&mut self.inner, item))
+            .collect::<Result<Vec<_>, _>>()?;
+        let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
+        ndarray::stack(ndarray::Axis(0), &views).map_err(|e| internal(&e))
     }
 }
