@@ -40,7 +40,7 @@ impl Default for Blend {
 /// (at least 1), the number of windows is `m = ⌈(n − w) / step⌉ + 1`, and window `i` starts at
 /// `round(i · (n − w) / (m − 1))`, rounding halves to even. The first window starts at 0, the last
 /// ends flush with the border, and the windows are spread evenly, so neighbours overlap by at
-/// least the requested fraction. This is nnU-Net's rule (`compute_steps_for_sliding_window` with
+/// least the requested fraction (unless the one-voxel minimum step applies). This is nnU-Net's rule (`compute_steps_for_sliding_window` with
 /// `tile_step_size = 1 − overlap`). Windows run in row-major order of their positions (last axis
 /// fastest), `batch_size` at a time.
 ///
@@ -50,9 +50,8 @@ impl Default for Blend {
 /// contain it, with `g` the window weight of [`Blend`]. The sums run in one pass per window over
 /// the prediction; nothing is allocated per voxel. Where a Gaussian weight underflows to 0 it is
 /// raised to the smallest nonzero weight, so every voxel has a positive total. The Gaussian's
-/// centre is the exact middle of the window, `(w − 1)/2`, so the weights are symmetric, which
-/// keeps the blending equivariant to flips (nnU-Net centres on `w / 2` and samples a truncated
-/// discrete filter instead).
+/// centre is the exact middle of the window, `(w − 1)/2`, so the weights are symmetric (nnU-Net
+/// centres on `⌊w / 2⌋` and samples a truncated discrete filter instead).
 ///
 /// # Network contract
 ///
