@@ -411,6 +411,14 @@ fn flip_axis_beyond_the_input_is_an_error() {
         "input of shape [1, 1, 4, 4] does not fit: flip axis 2 does not exist; the input has 2 \
          spatial axes after `[batch, C]`"
     );
+    let mut plain = FlipAveraging::new(identity, vec![vec![]]);
+    let error = plain
+        .predict(ArrayD::zeros(IxDyn(&[3])).view())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "input of shape [3] does not fit: a network input needs shape `[batch, C, spatial...]`"
+    );
     let mut none = FlipAveraging::new(identity, vec![]);
     assert!(matches!(
         none.predict(integers(&[1, 1, 4, 4]).view()),

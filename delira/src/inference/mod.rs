@@ -172,6 +172,12 @@ fn check_output(
     output: &[usize],
     channels: Option<usize>,
 ) -> Result<(), InferenceError> {
+    if input.len() < 2 {
+        return Err(InferenceError::InputShape {
+            found: input.to_vec(),
+            problem: "a network input needs shape `[batch, C, spatial...]`".to_owned(),
+        });
+    }
     let fits = output.len() == input.len()
         && output[0] == input[0]
         && output[2..] == input[2..]
