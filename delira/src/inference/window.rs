@@ -1,5 +1,7 @@
 //! Sliding-window inference over whole volumes.
 
+use std::borrow::Cow;
+
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use serde::{Deserialize, Serialize};
 use typed_builder::TypedBuilder;
@@ -389,15 +391,15 @@ fn for_each_row(outer: &[usize], strides: &[usize], base: usize, mut f: impl FnM
 }
 
 /// The input, padded, in standard layout: `[C, padded...]`.
-struct Grid {
-    data: Vec<f32>,
+struct Grid<'a> {
+    data: Cow<'a, [f32]>,
     shape: Vec<usize>,
     strides: Vec<usize>,
 }
 
-impl Grid {
+impl<'a> Grid<'a> {
     fn padded(
-        input: &ArrayViewD<'_, f32>,
+        input: &ArrayViewD<'a, f32>,
         padded: &[usize],
         before: &[usize],
         value: f32,
@@ -405,15 +407,20 @@ impl Grid {
         let mut shape = vec![input.shape()[0]];
         shape.extend_from_slice(padded);
         let strides = strides(&shape);
-        let source = input.as_standard_layout();
-        let source = source.as_slice().ok_or_else(|| internal(&"layout"))?;
         if shape == input.shape() {
+            // No padding: read a standard-layout input in place, copy any other once.
+            let data = match input.to_slice() {
+                Some(slice) => Cow::Borrowed(slice),
+                None => Cow::Owned(input.iter().copied().collect()),
+            };
             return Ok(Self {
-                data: source.to_vec(),
+                data,
                 shape,
                 strides,
             });
         }
+        let source = input.as_standard_layout();
+        let source = source.as_slice().ok_or_else(|| internal(&"layout"))?;
 
         let mut data = vec![value; shape.iter().product()];
         let (last, outer) = input.shape().split_last().unwrap_or((&1, &[]));
@@ -423,7 +430,7 @@ impl Grid {
             data[offset..offset + last].copy_from_slice(&source[row * last..(row + 1) * last]);
         });
         Ok(Self {
-            data,
+            data: Cow::Owned(data),
             shape,
             strides,
         })
