@@ -248,6 +248,19 @@ fn other_output_channels() {
 }
 
 #[test]
+fn no_output_channel_gives_an_empty_prediction() {
+    let mut nothing = |x: ArrayViewD<f32>| -> Net {
+        let mut shape = x.shape().to_vec();
+        shape[1] = 0;
+        Ok(ArrayD::zeros(IxDyn(&shape)))
+    };
+    let out = sliding(&[4, 4], 0.5, 2, Blend::default())
+        .run_array(&mut nothing, integers(&[1, 9, 5]).view())
+        .unwrap();
+    assert_eq!(out.shape(), [0, 9, 5]);
+}
+
+#[test]
 fn volume_smaller_than_the_window_is_padded_and_cropped() {
     let input = integers(&[1, 3, 5, 2]);
     let seen = RefCell::new(Vec::new());

@@ -240,6 +240,10 @@ impl SlidingWindow {
             let output = output.as_standard_layout();
             let output = output.as_slice().ok_or_else(|| internal(&"layout"))?;
             let per_window = output.len() / chunk.len();
+            if per_window == 0 {
+                // No output channel: nothing to blend.
+                continue;
+            }
             for (start, prediction) in chunk.iter().zip(output.chunks_exact(per_window)) {
                 acc.add(start, &self.window, prediction, &weights);
             }
