@@ -38,8 +38,7 @@ pub mod augment;
 pub mod data;
 pub mod io;
 pub mod random;
-
-
+pub mod training;
 
 #[doc(hidden)]
 pub mod __private {
