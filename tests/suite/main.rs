@@ -1,2 +1,3 @@
 //! The integration-test suite of delira: one binary, one module per area.
 mod training_metrics;
+mod training_schedule;

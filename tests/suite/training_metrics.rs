@@ -95,7 +95,8 @@ fn absent_classes_do_not_enter_averages_and_zero_division_gives_zero() {
     assert_eq!(cm.recall(2), 0.0);
     // Hand: precision 0 = 2/3, class 1 = 0 (zero division); mean over the 2 classes present.
     assert_eq!(cm.precision_average(Average::Macro), (2.0 / 3.0) / 2.0);
-    assert_eq!(cm.balanced_accuracy(), (1.0 + 0.0) / 2.0);
+    // Recall 1 for class 0 and 0 for class 1; class 2 has no true sample.
+    assert_eq!(cm.balanced_accuracy(), 0.5);
     assert_eq!(ConfusionMatrix::new(3).accuracy(), 0.0);
 }
 

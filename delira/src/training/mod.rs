@@ -6,4 +6,7 @@
 pub mod callbacks;
 pub mod checkpoint;
 pub mod metrics;
+mod monitor;
 pub mod schedule;
+
+pub use monitor::{BestTracker, Mode};
