@@ -1,3 +1,4 @@
 //! The integration-test suite of delira: one binary, one module per area.
+mod training_callbacks;
 mod training_metrics;
 mod training_schedule;
