@@ -37,6 +37,7 @@
 pub mod augment;
 pub mod data;
 pub mod io;
+pub mod logging;
 pub mod random;
 pub mod training;
 
