@@ -1,4 +1,5 @@
 //! The integration-test suite of delira: one binary, one module per area.
+mod logging_plots;
 mod logging_sinks;
 mod training_callbacks;
 mod training_checkpoint;
