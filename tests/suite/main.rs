@@ -1,7 +1,12 @@
 //! The integration-test suite of delira: one binary, one module per area.
+
+mod loader;
 mod logging_plots;
 mod logging_sinks;
+mod nifti;
+mod split;
 mod training_callbacks;
 mod training_checkpoint;
 mod training_metrics;
 mod training_schedule;
+mod wrappers;
