@@ -1,6 +1,7 @@
 //! Logging: `tracing` setup for executables, metric sinks, progress bars and plots.
 //!
-//! - The library emits `tracing` spans and events only. Executables and examples call
+//! - The library emits `tracing` spans ([`experiment_span`], [`fold_span`], [`epoch_span`]) and
+//!   events only. Executables and examples call
 //!   [`install_subscriber`] once; library code never installs a subscriber.
 //! - Training metrics go to [`MetricSink`]s: [`TensorBoardWriter`] (event files that TensorBoard
 //!   reads: scalars, images, histograms), [`CsvSink`] and [`JsonLinesSink`]. [`Sinks`] fans one
@@ -166,4 +167,50 @@ pub fn install_subscriber() -> bool {
         .with_writer(std::io::stderr)
         .try_init()
         .is_ok()
+}
+
+/// The `info` span of one experiment run, with its name and seed as fields. The trainer enters
+/// it around everything a run does, so every event inside carries them.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+///
+/// #[derive(Clone, Default)]
+/// struct Buffer(Arc<Mutex<Vec<u8>>>);
+/// impl std::io::Write for Buffer {
+///     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(b) }
+///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// }
+///
+/// let buffer = Buffer::default();
+/// let writer = buffer.clone();
+/// let subscriber = tracing_subscriber::fmt()
+///     .with_writer(move || writer.clone())
+///     .with_ansi(false)
+///     .without_time()
+///     .finish();
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _experiment = delira::logging::experiment_span("brain_tissue", 42).entered();
+///     let _fold = delira::logging::fold_span(1, 4).entered();
+///     let _epoch = delira::logging::epoch_span(3, 30).entered();
+///     tracing::info!(loss = 0.5, "epoch done");
+/// });
+/// let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+/// assert!(text.contains(
+///     "experiment{name=\"brain_tissue\" seed=42}:fold{fold=1 folds=4}:epoch{epoch=3 epochs=30}: "
+/// ), "{text}");
+/// assert!(text.contains("epoch done loss=0.5"), "{text}");
+/// ```
+pub fn experiment_span(name: &str, seed: u64) -> tracing::Span {
+    tracing::info_span!("experiment", name, seed)
+}
+
+/// The `info` span of one cross-validation fold (`fold` counted from 0, of `folds`).
+pub fn fold_span(fold: usize, folds: usize) -> tracing::Span {
+    tracing::info_span!("fold", fold, folds)
+}
+
+/// The `info` span of one epoch (`epoch` counted from 0, of `epochs`).
+pub fn epoch_span(epoch: u64, epochs: u64) -> tracing::Span {
+    tracing::info_span!("epoch", epoch, epochs)
 }
