@@ -181,32 +181,36 @@ fn check_spacing(spacing: &[f64], ndim: usize) -> Result<(), MetricError> {
 /// Mask voxels with a face neighbour outside the mask or outside the image.
 fn surface(mask: &ArrayViewD<'_, bool>) -> ArrayD<bool> {
     let shape = mask.shape().to_vec();
-    let mut out = ArrayD::from_elem(IxDyn(&shape), false);
-    let mut neighbour = vec![0; shape.len()];
-    for (index, &inside) in mask.indexed_iter() {
-        if !inside {
-            continue;
-        }
-        let mut on_surface = false;
-        for axis in 0..shape.len() {
-            let at = index[axis];
-            if at == 0 || at + 1 == shape[axis] {
-                on_surface = true;
-                break;
-            }
-            neighbour.copy_from_slice(index.slice());
-            neighbour[axis] = at - 1;
-            let below = mask[neighbour.as_slice()];
-            neighbour[axis] = at + 1;
-            let above = mask[neighbour.as_slice()];
-            if !below || !above {
-                on_surface = true;
-                break;
-            }
-        }
-        out[index] = on_surface;
+    let ndim = shape.len();
+    // A row-major copy, so that neighbours are at fixed offsets.
+    let inside: Vec<bool> = mask.iter().copied().collect();
+    let mut strides = vec![1; ndim];
+    for axis in (0..ndim.saturating_sub(1)).rev() {
+        strides[axis] = strides[axis + 1] * shape[axis + 1];
     }
-    out
+
+    let mut out = vec![false; inside.len()];
+    let mut coordinate = vec![0; ndim];
+    for flat in 0..inside.len() {
+        if inside[flat] {
+            out[flat] = (0..ndim).any(|axis| {
+                let at = coordinate[axis];
+                at == 0
+                    || at + 1 == shape[axis]
+                    || !inside[flat - strides[axis]]
+                    || !inside[flat + strides[axis]]
+            });
+        }
+        for axis in (0..ndim).rev() {
+            coordinate[axis] += 1;
+            if coordinate[axis] < shape[axis] {
+                break;
+            }
+            coordinate[axis] = 0;
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&shape), out)
+        .unwrap_or_else(|_| unreachable!("one output per input voxel"))
 }
 
 fn squared_distance_transform(features: &ArrayViewD<'_, bool>, spacing: &[f64]) -> ArrayD<f64> {
