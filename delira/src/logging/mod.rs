@@ -1,8 +1,8 @@
 //! Logging: `tracing` setup for executables, metric sinks, progress bars and plots.
 //!
 //! - The library emits `tracing` spans ([`experiment_span`], [`fold_span`], [`epoch_span`]) and
-//!   events only. Executables and examples call
-//!   [`install_subscriber`] once; library code never installs a subscriber.
+//!   events only. Executables and examples call [`install_subscriber`] once; library code never
+//!   installs a subscriber.
 //! - Training metrics go to [`MetricSink`]s: [`TensorBoardWriter`] (event files that TensorBoard
 //!   reads: scalars, images, histograms), [`CsvSink`] and [`JsonLinesSink`]. [`Sinks`] fans one
 //!   call out to several.
