@@ -3,7 +3,13 @@
 mod config;
 mod derive;
 mod loader;
+mod logging_plots;
+mod logging_sinks;
 mod nifti;
 mod split;
 mod ui;
+mod training_callbacks;
+mod training_checkpoint;
+mod training_metrics;
+mod training_schedule;
 mod wrappers;
