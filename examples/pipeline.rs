@@ -10,8 +10,11 @@
 //! ```sh
 //! scripts/provision-data
 //! cargo run --release --example pipeline            # or: scripts/example
-//! cargo run --release --example pipeline -- DIR     # another folder with the three MNI files
+//! cargo run --release --example pipeline -- DIR OUT # the three MNI files in DIR; output in OUT
 //! ```
+//!
+//! The split is saved to `OUT/split.json` (default `runs/pipeline/`), so a later run can reuse
+//! exactly these folds with `Split::load`.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use delira::data::split::group_kfold;
-use delira::data::{BatchSampler, FnDataset, Loader, LoaderConfig, RandomSampler, Record, Value};
+use delira::data::{FnDataset, Loader, LoaderConfig, RandomSampler, Record, Value};
 use delira::io::{self, Volume};
 use delira::random::Stream;
 use ndarray::{Array3, ArrayD, Axis, Ix3, s};
@@ -48,9 +51,13 @@ struct Patch {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let dir = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let dir = args
+        .next()
         .map_or_else(|| PathBuf::from("data/mni"), PathBuf::from);
+    let out = args
+        .next()
+        .map_or_else(|| PathBuf::from("runs/pipeline"), PathBuf::from);
     let template = Arc::new(load_template(&dir)?);
     let (patches, medians) = cut_patches(&template.labels);
     println!(
@@ -62,7 +69,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let blocks: Vec<usize> = patches.iter().map(|p| p.block).collect();
     let split = group_kfold(&blocks, FOLDS, SEED)?;
-    let split_file = std::env::temp_dir().join("delira-pipeline-split.json");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let split_file = out.join("split.json");
     split.save(&split_file)?;
     println!("\n fold  train  test  held-out block");
     for (k, fold) in split.folds().iter().enumerate() {
@@ -241,13 +249,12 @@ fn run_loader(
         .seed(SEED)
         .build();
     let sampler = RandomSampler::new(train.to_vec(), SEED);
-    let batches = BatchSampler::new(sampler.clone(), config.batch_size, config.drop_last);
     let loader = Loader::new(dataset, sampler, config)?
         .with_transform(|record, stream| Ok(augment(record, stream)));
     println!(
         "\nfold 0: {} training patches, {} batches of 4 on 2 worker threads",
         train.len(),
-        batches.num_batches()
+        loader.num_batches()
     );
 
     let started = Instant::now();
@@ -274,9 +281,11 @@ fn run_loader(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let stats = epoch.stats();
+    // Nothing trains on the batches here, so the loop only waits for data: the stall is close to
+    // 100%. Behind a training step that takes longer than loading a batch it falls towards 0.
     println!(
-        "epoch 0: {samples} samples in {:.0} ms ({:.0} samples/s); the consumer waited {:.0} ms \
-         for data ({:.0}% stall)",
+        "epoch 0: {samples} samples in {:.0} ms ({:.0} samples/s); with no training step to \
+         hide it behind, the loop waited {:.0} ms for data ({:.0}% of the time)",
         elapsed * 1e3,
         samples as f64 / elapsed,
         stats.total_stall().as_secs_f64() * 1e3,

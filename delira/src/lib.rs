@@ -42,7 +42,9 @@ pub mod config;
 pub mod data;
 pub mod inference;
 pub mod io;
+pub mod logging;
 pub mod random;
+pub mod training;
 
 /// Only the derive lives at the crate root: `use delira::Dataset;` imports the derive, and the
 /// trait of indexable collections stays [`data::Dataset`]. The derive does not implement that

@@ -1042,6 +1042,47 @@ fn bad_files_name_the_file_and_the_problem() {
     assert!(matches!(load_volume(&missing), Err(IoError::File { .. })));
 }
 
+/// Regression: damage that leaves the deflate structure intact (bytes of a stored block) used to
+/// load as wrong voxels when the stream held more than the image, because the decoder stopped
+/// reading before the gzip trailer's CRC-32.
+#[test]
+fn damage_caught_only_by_the_gzip_checksum_is_an_error() {
+    let dir = TempDir::new("checksum");
+    // Noise does not compress, so the deflate stream stores it verbatim in stored blocks.
+    let mut state = 0x2545_f491_u32;
+    let noise: Vec<i16> = (0..65536)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as i16
+        })
+        .collect();
+    // Bytes after the image are allowed, so the reader needs no more than the image: without the
+    // drain to the trailer, the checksum was never looked at.
+    let mut file = Hdr::v1(&[64, 64, 16], DataType::I16, false).with_data(&le_i16(&noise));
+    file.extend_from_slice(&[7; 4096]);
+    let zipped = gzip(&file);
+    let intact = dir.file("intact.nii.gz", &zipped);
+    let volume = load_volume(&intact).unwrap();
+    assert_eq!(
+        volume.data().iter().next().copied(),
+        Some(f32::from(noise[0]))
+    );
+
+    let mut damaged = zipped.clone();
+    let middle = damaged.len() / 2;
+    for b in &mut damaged[middle..middle + 64] {
+        *b ^= 0xff;
+    }
+    let path = dir.file("damaged.nii.gz", &damaged);
+    assert_error(
+        load_volume(&path),
+        &path,
+        &["corrupt gzip data", "checksum"],
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writing
 

@@ -678,6 +678,28 @@ fn loading_rejects_broken_invariants_naming_fold_and_index() {
 
     let message = load_edited("unknown", |j| j["folds"][0]["extra"] = 1.into());
     assert!(message.contains("is not a valid split"), "{message}");
+    assert!(message.contains("unknown field `extra`"), "{message}");
+}
+
+#[test]
+fn loaded_parts_are_sorted_and_duplicates_within_a_part_are_named() {
+    let scratch = Scratch::new("order");
+    let path = scratch.0.join("folds.json");
+    let original = split::kfold(10, 2, 3).unwrap();
+    let mut json: serde_json::Value = serde_json::to_value(&original).unwrap();
+    let train = json["folds"][0]["train"].as_array_mut().unwrap();
+    train.reverse();
+    std::fs::write(&path, json.to_string()).unwrap();
+    assert_eq!(Split::load(&path).unwrap(), original);
+
+    let first = json["folds"][0]["train"][0].clone();
+    json["folds"][0]["train"].as_array_mut().unwrap()[1] = first.clone();
+    std::fs::write(&path, json.to_string()).unwrap();
+    let message = Split::load(&path).unwrap_err().to_string();
+    assert!(
+        message.ends_with(&format!("fold 0: index {first} appears twice in train")),
+        "{message}"
+    );
 }
 
 #[test]
@@ -698,7 +720,11 @@ fn loading_a_missing_or_garbled_file_names_it() {
         }
     ));
     assert!(err.to_string().starts_with("cannot write split file "));
-    assert!(err.to_string().ends_with("folds.json"));
+    assert!(
+        err.to_string()
+            .contains("folds.json: No such file or directory"),
+        "{err}"
+    );
 
     let path = scratch.0.join("garbled.json");
     std::fs::write(&path, "{\"version\": 1, \"folds\": [").unwrap();
@@ -779,6 +805,23 @@ fn split_errors_name_the_values_that_matter() {
     assert_eq!(
         err.to_string(),
         "cannot split 2 groups into 3 folds; use at most 2 folds"
+    );
+
+    // Too few groups is named before too few samples: it is the limit that binds.
+    let err = split::group_kfold(&[0, 1, 2, 2], 5, 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot split 3 groups into 5 folds; use at most 3 folds"
+    );
+    let err = split::kfold(0, 2, 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot split 0 samples into 2 folds; k-fold needs at least 2 samples"
+    );
+    let err = split::stratified_kfold(&[0, 0, 0, 1], 3, 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "class 1 has 1 sample, fewer than the 3 folds; merge the class with another or leave it out"
     );
 
     let labels = ["common", "common", "common", "rare", "rare", "common"];

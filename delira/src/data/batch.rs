@@ -47,6 +47,20 @@ impl From<ArrayD<i64>> for Value {
     }
 }
 
+/// A volume's channel-first data (its affine stays behind: a batch holds arrays only).
+impl From<crate::io::Volume<f32>> for Value {
+    fn from(volume: crate::io::Volume<f32>) -> Self {
+        Self::F32(volume.into_parts().0)
+    }
+}
+
+/// A label map's channel-first labels, widened to `i64` as losses expect.
+impl From<crate::io::LabelMap> for Value {
+    fn from(labels: crate::io::LabelMap) -> Self {
+        Self::I64(labels.0.into_parts().0.mapv(i64::from))
+    }
+}
+
 impl From<String> for Value {
     fn from(s: String) -> Self {
         Self::Text(s)
@@ -360,4 +374,22 @@ fn stack_arrays<T: Clone + Default>(
         slot.assign(&array);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Affine, LabelMap, Volume};
+
+    #[test]
+    fn volumes_and_label_maps_become_values() {
+        let labels = ArrayD::from_shape_vec(vec![1, 2, 2], vec![0u16, 3, 65535, 1]).unwrap();
+        let value = Value::from(LabelMap::new(labels, Affine::IDENTITY));
+        let expected = ArrayD::from_shape_vec(vec![1, 2, 2], vec![0i64, 3, 65535, 1]).unwrap();
+        assert_eq!(value, Value::I64(expected));
+
+        let image = ArrayD::from_shape_vec(vec![1, 1, 2], vec![0.5f32, -2.0]).unwrap();
+        let value = Value::from(Volume::new(image.clone(), Affine::IDENTITY));
+        assert_eq!(value, Value::F32(image));
+    }
 }

@@ -60,7 +60,7 @@ pub enum SplitError {
         k: usize,
     },
     /// More folds than samples.
-    #[error("cannot split {n} samples into {k} folds; use at most {n} folds")]
+    #[error("cannot split {n} samples into {k} folds; {}", fold_hint(*n, "samples"))]
     MoreFoldsThanSamples {
         /// The requested number of folds.
         k: usize,
@@ -68,7 +68,7 @@ pub enum SplitError {
         n: usize,
     },
     /// More folds than groups.
-    #[error("cannot split {groups} groups into {k} folds; use at most {groups} folds")]
+    #[error("cannot split {groups} groups into {k} folds; {}", fold_hint(*groups, "groups"))]
     MoreFoldsThanGroups {
         /// The requested number of folds.
         k: usize,
@@ -77,8 +77,9 @@ pub enum SplitError {
     },
     /// A class has fewer samples than there are folds.
     #[error(
-        "class {class} has {count} samples, fewer than the {k} folds; use at most {count} folds \
-         or merge the class"
+        "class {class} has {count} sample{}, fewer than the {k} folds; {}",
+        if *count == 1 { "" } else { "s" },
+        class_hint(*count)
     )]
     ClassTooSmall {
         /// The class, as its `Debug` form.
@@ -147,7 +148,7 @@ pub enum SplitError {
         n: usize,
     },
     /// An index appears twice within one fold.
-    #[error("fold {fold}: index {index} appears in both {first} and {second}")]
+    #[error("fold {fold}: index {index} {}", overlap_place(first, second))]
     Overlap {
         /// The fold.
         fold: usize,
@@ -219,22 +220,22 @@ pub enum SplitError {
         found: u32,
     },
     /// Reading or writing a split file failed.
-    #[error("cannot {action} split file {}", path.display())]
+    #[error("cannot {action} split file {}: {error}", path.display())]
     File {
         /// `read` or `write`.
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// A split file is not valid JSON of the expected layout.
-    #[error("split file {} is not a valid split", path.display())]
+    #[error("split file {} is not a valid split: {error}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
-        /// The JSON error.
-        source: serde_json::Error,
+        /// The JSON error (in the message, so not also a `source`).
+        error: serde_json::Error,
     },
     /// A split file parses but breaks an invariant.
     #[error("split file {}: {problem}", path.display())]
@@ -244,6 +245,30 @@ pub enum SplitError {
         /// The broken invariant.
         problem: Box<SplitError>,
     },
+}
+
+fn fold_hint(available: usize, what: &str) -> String {
+    if available < 2 {
+        format!("k-fold needs at least 2 {what}")
+    } else {
+        format!("use at most {available} folds")
+    }
+}
+
+fn class_hint(count: usize) -> String {
+    if count < 2 {
+        "merge the class with another or leave it out".to_owned()
+    } else {
+        format!("use at most {count} folds or merge the class")
+    }
+}
+
+fn overlap_place(first: &str, second: &str) -> String {
+    if first == second {
+        format!("appears twice in {first}")
+    } else {
+        format!("appears in both {first} and {second}")
+    }
 }
 
 fn part_size_hint(n: usize) -> String {
@@ -704,14 +729,25 @@ impl Split {
     /// assert_eq!(err.to_string(), "fold 0: index 3 is in none of train, validation and test");
     /// ```
     pub fn new(config: SplitConfig, n: usize, folds: Vec<Fold>) -> Result<Self, SplitError> {
-        let split = Self {
+        let mut split = Self {
             version: FORMAT_VERSION,
             config,
             n,
             folds,
         };
+        split.sort_parts();
         split.validate()?;
         Ok(split)
+    }
+
+    /// Sorts every part of every fold: a fold lists sets of indices, so order carries nothing,
+    /// and sorted lists are what the rest of delira (and the JSON file) promise.
+    fn sort_parts(&mut self) {
+        for fold in &mut self.folds {
+            fold.train.sort_unstable();
+            fold.validation.sort_unstable();
+            fold.test.sort_unstable();
+        }
     }
 
     /// The configuration that made this split.
@@ -792,14 +828,14 @@ impl Split {
     /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), SplitError> {
         let path = path.as_ref();
-        let write_error = |source| SplitError::File {
+        let write_error = |error| SplitError::File {
             action: "write",
             path: path.to_path_buf(),
-            source,
+            error,
         };
-        let json = serde_json::to_string_pretty(self).map_err(|source| SplitError::Json {
+        let json = serde_json::to_string_pretty(self).map_err(|error| SplitError::Json {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
         tmp_name.push(".tmp");
@@ -817,15 +853,16 @@ impl Split {
     /// Reads a split written by [`Split::save`] and checks its invariants.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, SplitError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| SplitError::File {
+        let text = std::fs::read_to_string(path).map_err(|error| SplitError::File {
             action: "read",
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
-        let split: Self = serde_json::from_str(&text).map_err(|source| SplitError::Json {
+        let mut split: Self = serde_json::from_str(&text).map_err(|error| SplitError::Json {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
+        split.sort_parts();
         split.validate().map_err(|problem| SplitError::Invalid {
             path: path.to_path_buf(),
             problem: Box::new(problem),
@@ -1018,6 +1055,13 @@ impl KFoldConfig {
         let (n, k) = (targets.len(), self.k);
         if k < 2 {
             return Err(SplitError::TooFewFolds { k });
+        }
+        if self.group
+            && let Some(groups) = targets.num_groups()
+            && k > groups
+        {
+            // Named before the sample count: fewer groups than folds is the binding limit.
+            return Err(SplitError::MoreFoldsThanGroups { k, groups });
         }
         if k > n {
             return Err(SplitError::MoreFoldsThanSamples { k, n });

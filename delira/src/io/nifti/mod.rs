@@ -26,7 +26,7 @@
 //! # Axes
 //!
 //! Spatial axes stay in file order and the voxels keep the file's memory layout (the first axis
-//! is the fastest), so a [`Volume`](crate::io::Volume) of shape `[channels, x, y, z]` is read
+//! is the fastest), so a [`Volume`] of shape `[channels, x, y, z]` is read
 //! without reordering any bytes:
 //!
 //! | file `dim` | volume shape |

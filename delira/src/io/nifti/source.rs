@@ -387,7 +387,30 @@ fn inflate_into(compressed: &[u8], out: &mut [u8]) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    drain_to_checksum(&mut decoder, total)
+}
+
+/// Reads the rest of a gzip stream whose first `needed` inflated bytes were taken, so that the
+/// decoder reaches each member's trailer and checks its CRC-32 and length: damage anywhere in the
+/// stream is reported, never loaded as data. Bytes past the image are allowed (as nibabel allows
+/// them) and discarded; the compressed input bounds how many there can be.
+fn drain_to_checksum(decoder: &mut impl Read, needed: usize) -> Result<(), String> {
+    let mut scratch = [0u8; 1 << 14];
+    let mut extra = 0usize;
+    loop {
+        match decoder.read(&mut scratch) {
+            Ok(0) => return Ok(()),
+            Ok(n) => extra += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(format!(
+                    "corrupt gzip data: the checksum or length check failed after {} inflated \
+                     bytes ({e})",
+                    needed + extra
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

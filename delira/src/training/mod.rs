@@ -1,0 +1,12 @@
+//! Training: metrics, learning-rate schedules, callbacks and checkpoint files.
+//!
+//! Everything here works on plain numbers and `ndarray` arrays, after the network: the same code
+//! serves every backend.
+
+pub mod callbacks;
+pub mod checkpoint;
+pub mod metrics;
+mod monitor;
+pub mod schedule;
+
+pub use monitor::{BestTracker, Mode};
