@@ -12,7 +12,8 @@
 //!   predictions back and averages them (test-time augmentation); wrap the network before handing
 //!   it to the sliding window to average every window;
 //! - [`predict_loader`] and [`predict_dataset`] run a [`Loader`](crate::data::Loader) over a
-//!   dataset and predict the named input field of every sample, in dataset order;
+//!   dataset and predict the named input field of every sample, in dataset order
+//!   ([`SlidingWindow::tiled`] makes a predictor of whole images for them);
 //! - [`softmax`], [`argmax`] and [`with_geometry`] turn outputs into probabilities and label maps
 //!   on the input image's grid, ready for [`save_volume`](crate::io::save_volume) and
 //!   [`save_labels`](crate::io::save_labels).
