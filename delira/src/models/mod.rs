@@ -1,0 +1,7 @@
+//! Reference networks, per backend.
+//!
+//! [`torch`] (cargo feature `torch`): a U-Net for 2D and 3D segmentation.
+
+#[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
+pub mod torch;
