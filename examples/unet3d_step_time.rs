@@ -32,7 +32,7 @@ fn batch(size: usize) -> Batch {
             ((i[1] * 7 + i[2] * 3 + i[3] + s) % 13) as f32 / 13.0
         });
         let label = ArrayD::from_shape_fn(vec![SIDE, SIDE, SIDE], |i| {
-            ((i[1] / 8 + i[2] / 8 + i[3] / 8 + s) % CLASSES as usize) as i64
+            ((i[0] / 8 + i[1] / 8 + i[2] / 8 + s) % CLASSES as usize) as i64
         });
         Record::new().with("image", image).with("label", label)
     });

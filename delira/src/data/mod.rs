@@ -5,9 +5,29 @@
 //! transforms them on worker threads and collates them into [`Batch`]es of named arrays.
 
 mod batch;
+mod cache;
 mod dataset;
+mod fields;
+mod loader;
 mod sampler;
+pub mod split;
+pub(crate) mod subjects;
+mod wrappers;
 
 pub use batch::{Batch, BatchField, CollateError, Record, Sample, Value};
+pub use cache::{ByteSize, CacheBudget, CacheStats, CachedDataset};
 pub use dataset::{DataError, Dataset, FnDataset};
-pub use sampler::{BatchSampler, Sampler, SequentialSampler};
+pub use fields::{
+    CastField, ChannelAxis, ChannelField, ClassField, Dtype, FieldError, FieldInfo, FieldKind,
+    GroupField, ImageField, Normalize, NormalizeField, Role, SampleField, Source, SubjectIdField,
+    WeightField,
+};
+pub use loader::{Epoch, EpochStats, Loader, LoaderConfig, LoaderError};
+pub use sampler::{
+    BatchSampler, ClassBalancedSampler, IndexSampler, RandomSampler, Sampler, SamplerConfig,
+    SamplerError, SamplerKind, SequentialSampler, WeightedSampler,
+};
+pub use subjects::{
+    DeclaredSample, SUBJECT_COLUMN, SUBJECT_TABLE, SubjectDataset, SubjectEntry, SubjectError,
+};
+pub use wrappers::{Concat, DatasetExt, LazyDataset, MapDataset, Subset};

@@ -1,0 +1,9 @@
+use delira::Dataset;
+
+#[derive(Dataset)]
+struct Subject {
+    #[input(channel_axis = "last")]
+    age: f32,
+}
+
+fn main() {}

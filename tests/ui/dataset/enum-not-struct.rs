@@ -1,0 +1,9 @@
+use delira::Dataset;
+
+#[derive(Dataset)]
+enum Subject {
+    Healthy,
+    Patient,
+}
+
+fn main() {}

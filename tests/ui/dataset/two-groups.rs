@@ -1,0 +1,14 @@
+use delira::Dataset;
+use delira::io::Volume;
+
+#[derive(Dataset)]
+struct Subject {
+    #[input(nifti = "t1.nii.gz")]
+    t1: Volume<f32>,
+    #[group]
+    site: String,
+    #[group]
+    patient: String,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use delira::Dataset;
+use delira::io::Volume;
+
+#[derive(Dataset)]
+struct Subject {
+    #[input(nifty = "t1.nii.gz")]
+    t1: Volume<f32>,
+}
+
+fn main() {}
