@@ -14,6 +14,9 @@
 //!   (lazy, cached, subset, concat, map), the splits (holdout, k-fold, stratified, grouped, inner
 //!   validation), the samplers, and the threaded [`data::Loader`] that turns samples into
 //!   [`data::Batch`]es.
+//! - [`backend`] is the step-level boundary to PyTorch (cargo feature `torch`) and TensorFlow:
+//!   the [`backend::Network`] trait, generic optimizer and loss configurations, and the network
+//!   state as named arrays; [`models`] holds reference networks.
 //! - [`random`] derives every random stream from `(seed, epoch, sample, purpose)`, so results do
 //!   not depend on the number of worker threads.
 //!
@@ -35,10 +38,12 @@
 //! ```
 
 pub mod augment;
+pub mod backend;
 pub mod config;
 pub mod data;
 pub mod io;
 pub mod logging;
+pub mod models;
 pub mod random;
 pub mod training;
 
