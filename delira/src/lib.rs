@@ -14,6 +14,9 @@
 //!   (lazy, cached, subset, concat, map), the splits (holdout, k-fold, stratified, grouped, inner
 //!   validation), the samplers, and the threaded [`data::Loader`] that turns samples into
 //!   [`data::Batch`]es.
+//! - [`backend`] is the step-level boundary to PyTorch (cargo feature `torch`) and TensorFlow:
+//!   the [`backend::Network`] trait, generic optimizer and loss configurations, and the network
+//!   state as named arrays; [`models`] holds reference networks.
 //! - [`inference`] predicts: over a dataset in batches, over whole volumes by sliding window
 //!   with Gaussian blending, with flip averaging, and writes predictions back on the input
 //!   image's grid.
@@ -38,11 +41,13 @@
 //! ```
 
 pub mod augment;
+pub mod backend;
 pub mod config;
 pub mod data;
 pub mod inference;
 pub mod io;
 pub mod logging;
+pub mod models;
 pub mod random;
 pub mod training;
 

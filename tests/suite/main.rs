@@ -1,5 +1,6 @@
 //! The integration-test suite of delira: one binary, one module per area.
 
+mod backend;
 mod config;
 mod derive;
 mod inference;
@@ -8,6 +9,10 @@ mod logging_plots;
 mod logging_sinks;
 mod nifti;
 mod split;
+#[cfg(feature = "torch")]
+mod torch_backend;
+#[cfg(feature = "torch")]
+mod torch_models;
 mod training_callbacks;
 mod training_checkpoint;
 mod training_metrics;
