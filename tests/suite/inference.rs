@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use delira::backend::{BackendError, Device, Network, State, StepOutput};
+use delira::data::Batch;
 use delira::data::{FnDataset, Loader, LoaderConfig, RandomSampler, Record};
 use delira::inference::{
-    Blend, FlipAveraging, InferenceError, Predict, SlidingWindow, argmax, predict_dataset,
-    predict_loader, softmax, window_starts, with_geometry,
+    Blend, FlipAveraging, InferenceError, NetworkPredictor, Predict, SlidingWindow, argmax,
+    predict_dataset, predict_loader, softmax, window_starts, with_geometry,
 };
 use delira::io::{Affine, LabelMap, Volume, load_labels, load_volume, save_labels, save_volume};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, ShapeBuilder, concatenate};
@@ -764,4 +766,106 @@ fn nibabel_reads_the_written_prediction() {
     assert_eq!(voxels, written);
     // Positive voxels are class 2, negative ones class 0.
     assert!(written.contains(&0.0) && written.contains(&2.0) && !written.contains(&1.0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A backend network as the predictor
+
+/// A stand-in backend network: `logits` = `image` + its batch position, counting eval steps.
+#[derive(Default)]
+struct Shift {
+    eval_steps: usize,
+}
+
+impl Network for Shift {
+    fn train_step(&mut self, _: &Batch) -> Result<StepOutput, BackendError> {
+        Err(BackendError::Config {
+            what: "test",
+            problem: "prediction must not train".to_owned(),
+        })
+    }
+
+    fn eval_step(&mut self, batch: &Batch) -> Result<StepOutput, BackendError> {
+        self.eval_steps += 1;
+        let image = batch
+            .f32("image")
+            .ok_or_else(|| BackendError::MissingField {
+                field: "image".to_owned(),
+                available: batch.names().map(str::to_owned).collect(),
+            })?;
+        let mut logits = image.clone();
+        for (b, mut item) in logits.outer_iter_mut().enumerate() {
+            item.mapv_inplace(|v| v + b as f32);
+        }
+        let mut out = StepOutput::default();
+        out.predictions.insert("logits".to_owned(), logits);
+        Ok(out)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        0.0
+    }
+
+    fn set_learning_rate(&mut self, _: f64) {}
+
+    fn export_state(&self) -> Result<State, BackendError> {
+        Ok(State::new())
+    }
+
+    fn import_state(&mut self, _: &State) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn parameter_count(&self) -> usize {
+        0
+    }
+
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+}
+
+#[test]
+fn a_backend_network_predicts_through_its_eval_step() {
+    let mut network = Shift::default();
+    let input = integers(&[3, 1, 4, 2]);
+    let out = NetworkPredictor::new(&mut network, "image", "logits")
+        .predict(input.view())
+        .unwrap();
+    let expected = ArrayD::from_shape_fn(IxDyn(&[3, 1, 4, 2]), |i| input[&i] + i[0] as f32);
+    assert_eq!(out, expected);
+
+    // One window per call: the batch position is 0 everywhere, so the volume comes back.
+    let image = Volume::new(
+        integers(&[1, 9, 6, 5]),
+        Affine::from_spacing([1.0, 2.0, 3.0]),
+    );
+    let mut predictor = NetworkPredictor::new(&mut network, "image", "logits");
+    let out = sliding(&[4, 4, 4], 0.5, 1, Blend::Constant)
+        .run(&mut predictor, &image)
+        .unwrap();
+    assert_eq!(out, image);
+    // Windows: 4 along x (9 voxels), 2 along y (6), 2 along z (5).
+    assert_eq!(network.eval_steps, 1 + 4 * 2 * 2);
+}
+
+#[test]
+fn backend_errors_and_missing_predictions_are_reported() {
+    let mut network = Shift::default();
+    let input = integers(&[1, 1, 2, 2]);
+    let error = NetworkPredictor::new(&mut network, "t1", "logits")
+        .predict(input.view())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the network failed: the batch has no field `image`; it holds [\"t1\"]"
+    );
+    let error = NetworkPredictor::new(&mut network, "image", "probabilities")
+        .predict(input.view())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the network failed: the eval step returned no prediction `probabilities`; it returned \
+         [\"logits\"]"
+    );
 }

@@ -20,11 +20,9 @@
 //!
 //! # A network as a predictor
 //!
-//! A backend network (the `Network` trait of the backend module) plugs in through a small adapter
-//! that puts the input array into a `Batch` under the network's input field name, runs its eval
-//! step and returns the named prediction.
-//! TODO(the backend trait lands on main): provide that adapter here; until then wrap a network in
-//! a closure that does the same.
+//! A backend [`Network`](crate::backend::Network) plugs in through [`NetworkPredictor`]: it puts
+//! the input array into a [`Batch`](crate::data::Batch) under the network's input field name,
+//! runs the network's eval step and returns the named prediction.
 //!
 //! # Example
 //!
@@ -58,11 +56,13 @@
 //! ```
 
 mod dataset;
+mod network;
 mod output;
 mod tta;
 mod window;
 
 pub use dataset::{predict_dataset, predict_loader};
+pub use network::NetworkPredictor;
 pub use output::{argmax, softmax, with_geometry};
 pub use tta::FlipAveraging;
 pub use window::{Blend, SlidingWindow, Tiled, window_starts};
