@@ -1,0 +1,93 @@
+//! Augmentation throughput on one core: a 1 × 128³ `f32` image with a `u16` label map.
+//!
+//! (a) elastic + affine + flip, (b) affine only, (c) z-score + gamma + noise + clip.
+//! `scripts/bench-augment` runs the batchgenerators and MONAI equivalents next to these.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use delira::augment::{
+    AffineSpec, ClipSpec, ElasticSpec, FlipSpec, GammaSpec, NoiseSpec, Pipeline, Transform,
+};
+use delira::io::{Affine, LabelMap, Volume};
+use delira::random::StreamKey;
+use ndarray::{ArrayD, IxDyn};
+
+const N: usize = 128;
+
+fn sample() -> (Volume<f32>, LabelMap) {
+    let image = ArrayD::from_shape_fn(IxDyn(&[1, N, N, N]), |i| {
+        let (x, y, z) = (i[1] as f32, i[2] as f32, i[3] as f32);
+        (x * 0.05).sin() * 100.0 + (y * 0.07).cos() * 50.0 + z * 0.3 + 200.0
+    });
+    let labels = ArrayD::from_shape_fn(IxDyn(&[1, N, N, N]), |i| {
+        let d2: usize = (1..4).map(|a| (i[a] as isize - 64).pow(2) as usize).sum();
+        u16::from(d2 < 40 * 40) + u16::from(d2 < 20 * 20)
+    });
+    (
+        Volume::new(image, Affine::IDENTITY),
+        LabelMap::new(labels, Affine::IDENTITY),
+    )
+}
+
+fn pipelines() -> Vec<(&'static str, Pipeline)> {
+    // the parameters of batchgenerators' SpatialTransform in scripts/bench-augment
+    let affine = AffineSpec::default().rotate_deg(15.0).scale(0.85, 1.25);
+    vec![
+        (
+            "a_elastic_affine_flip",
+            Pipeline::new([
+                affine.clone().into(),
+                ElasticSpec {
+                    control_points: 6,
+                    sigma_mm: [10.0, 10.0],
+                }
+                .into(),
+                FlipSpec::new([0, 1, 2]).into(),
+            ]),
+        ),
+        ("b_affine", Pipeline::new([affine.into()])),
+        (
+            "c_zscore_gamma_noise_clip",
+            Pipeline::new([
+                Transform::ZScore,
+                GammaSpec { gamma: [0.7, 1.5] }.into(),
+                Transform::GaussianNoise(NoiseSpec { std: [0.1, 0.1] }),
+                ClipSpec {
+                    min: -3.0,
+                    max: 3.0,
+                }
+                .into(),
+            ]),
+        ),
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let input = sample();
+    let mut group = c.benchmark_group("augment_128");
+    group.throughput(Throughput::Elements((N * N * N) as u64));
+    group.sample_size(20);
+    for (name, pipeline) in pipelines() {
+        let mut seed = 0;
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || input.clone(),
+                |mut s| {
+                    seed += 1;
+                    let mut stream = StreamKey::new(1).sample(seed).stream();
+                    pool.install(|| pipeline.apply(&mut s, &mut stream))
+                        .expect("the pipeline fits the sample");
+                    s
+                },
+                criterion::BatchSize::LargeInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
