@@ -85,20 +85,14 @@ impl<S: Sampler> BatchSampler<S> {
     #[track_caller]
     pub fn new(sampler: S, batch_size: usize, drop_last: bool) -> Self {
         assert!(batch_size > 0, "the batch size must be at least 1");
-        Self {
-            sampler,
-            batch_size,
-            drop_last,
-        }
+        Self { sampler, batch_size, drop_last }
     }
 
     /// The batches of `epoch`, in order.
     pub fn epoch_batches(&self, epoch: u64) -> Vec<Vec<usize>> {
         let indices = self.sampler.epoch_indices(epoch);
-        let mut batches: Vec<Vec<usize>> = indices
-            .chunks(self.batch_size)
-            .map(<[usize]>::to_vec)
-            .collect();
+        let mut batches: Vec<Vec<usize>> =
+            indices.chunks(self.batch_size).map(<[usize]>::to_vec).collect();
         if self.drop_last && batches.last().is_some_and(|b| b.len() < self.batch_size) {
             batches.pop();
         }
@@ -108,11 +102,7 @@ impl<S: Sampler> BatchSampler<S> {
     /// The number of batches per epoch.
     pub fn num_batches(&self) -> usize {
         let n = self.sampler.len();
-        if self.drop_last {
-            n / self.batch_size
-        } else {
-            n.div_ceil(self.batch_size)
-        }
+        if self.drop_last { n / self.batch_size } else { n.div_ceil(self.batch_size) }
     }
 
     /// The batch size.
