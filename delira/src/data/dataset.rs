@@ -17,6 +17,46 @@ pub enum DataError {
     /// Reading a file failed.
     #[error(transparent)]
     Io(#[from] crate::io::IoError),
+    /// A dataset inside a wrapper ([`Subset`](super::Subset), [`Concat`](super::Concat)) failed;
+    /// `index` is the index in that inner dataset, which differs from the one asked of the wrapper.
+    #[error("{wrapper} at inner index {index}: {cause}")]
+    Inner {
+        /// Which inner dataset: `"subset"`, `"first part of concat"`, ...
+        wrapper: &'static str,
+        /// The index in the inner dataset.
+        index: usize,
+        /// The inner dataset's error.
+        cause: Box<DataError>,
+    },
+    /// A [`CachedDataset`](super::CachedDataset) with [`CacheBudget::ErrorAbove`](super::CacheBudget)
+    /// cannot keep one more sample.
+    #[error(
+        "caching sample {index} ({size} bytes) would exceed the cache budget of {budget} bytes \
+         ({used} bytes in use); raise the budget or use `CacheBudget::EvictAbove`"
+    )]
+    CacheFull {
+        /// The sample that did not fit.
+        index: usize,
+        /// Its estimated size in bytes.
+        size: usize,
+        /// The bytes already cached.
+        used: usize,
+        /// The budget in bytes.
+        budget: usize,
+    },
+    /// A sample alone is larger than a [`CachedDataset`](super::CachedDataset)'s budget.
+    #[error(
+        "sample {index} ({size} bytes) is larger than the whole cache budget of {budget} bytes; \
+         raise the budget or leave this dataset uncached"
+    )]
+    SampleTooLarge {
+        /// The sample that did not fit.
+        index: usize,
+        /// Its estimated size in bytes.
+        size: usize,
+        /// The budget in bytes.
+        budget: usize,
+    },
     /// Any other failure, described by the code that produced it.
     #[error("{0}")]
     Other(String),

@@ -1,10 +1,13 @@
 //! Reading and writing medical images.
 //!
 //! [`Volume`] holds image data together with its position in physical space; [`LabelMap`] holds
-//! integer labels on such a grid.
+//! integer labels on such a grid. [`load_volume`], [`load_labels`], [`save_volume`] and
+//! [`save_labels`] read and write them as NIfTI files; [`nifti`] has the details and a raw reader.
 
+pub mod nifti;
 mod volume;
 
+pub use nifti::{load_labels, load_volume, save_labels, save_volume};
 pub use volume::{Affine, LabelMap, Volume};
 
 use std::path::PathBuf;
