@@ -61,6 +61,29 @@ fn pipelines() -> Vec<(&'static str, Pipeline)> {
     ]
 }
 
+/// Single point-wise operations, each alone, for the per-operation comparison with numpy.
+fn single_operations() -> Vec<(&'static str, Pipeline)> {
+    vec![
+        ("op_zscore", Pipeline::new([Transform::ZScore])),
+        (
+            "op_gamma",
+            Pipeline::new([GammaSpec { gamma: [1.2, 1.2] }.into()]),
+        ),
+        (
+            "op_noise",
+            Pipeline::new([Transform::GaussianNoise(NoiseSpec { std: [0.1, 0.1] })]),
+        ),
+        (
+            "op_clip",
+            Pipeline::new([ClipSpec {
+                min: -3.0,
+                max: 3.0,
+            }
+            .into()]),
+        ),
+    ]
+}
+
 fn bench(c: &mut Criterion) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
@@ -70,7 +93,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("augment_128");
     group.throughput(Throughput::Elements((N * N * N) as u64));
     group.sample_size(20);
-    for (name, pipeline) in pipelines() {
+    for (name, pipeline) in pipelines().into_iter().chain(single_operations()) {
         let mut seed = 0;
         group.bench_function(name, |b| {
             b.iter_batched(

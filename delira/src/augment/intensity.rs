@@ -220,44 +220,53 @@ fn flush(channel: &mut ArrayViewMutD<'_, f32>, chain: &mut Vec<Op>) {
 }
 
 fn run_chain(data: &mut [f32], chain: &[Op]) {
-    data.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(k, chunk)| {
-            let mut normals = [0.0_f32; CHUNK];
+    let noisy = chain
+        .iter()
+        .any(|op| matches!(op, Op::Noise { .. } | Op::Rician { .. }));
+    let buffers = || {
+        if noisy {
+            (vec![0.0_f32; CHUNK], vec![0.0_f32; CHUNK])
+        } else {
+            (Vec::new(), Vec::new())
+        }
+    };
+    data.par_chunks_mut(CHUNK).enumerate().for_each_init(
+        buffers,
+        |(real, imaginary), (k, chunk)| {
             for op in chain {
-                apply_op(chunk, *op, k as u64, &mut normals);
+                apply_op(chunk, *op, k as u64, real, imaginary);
             }
-        });
+        },
+    );
 }
 
-fn apply_op(chunk: &mut [f32], op: Op, k: u64, normals: &mut [f32; CHUNK]) {
+fn apply_op(chunk: &mut [f32], op: Op, k: u64, normals: &mut [f32], imaginary: &mut [f32]) {
     match op {
-        Op::Affine { a, b } => chunk.iter_mut().for_each(|x| *x = x.mul_add(a, b)),
+        Op::Affine { a, b } => chunk.iter_mut().for_each(|x| *x = *x * a + b),
         Op::Clip { min, max } => chunk.iter_mut().for_each(|x| *x = x.max(min).min(max)),
         Op::Gamma { gamma, low, range } => {
             let inv = 1.0 / range;
             for x in chunk.iter_mut() {
                 let u = ((*x - low) * inv).max(0.0);
-                *x = fast_pow(u, gamma).mul_add(range, low);
+                *x = fast_pow(u, gamma) * range + low;
             }
         }
         Op::Noise { std, seed } => {
             let n = &mut normals[..chunk.len()];
             fill_normals(n, mix(seed, k));
             for (x, z) in chunk.iter_mut().zip(n.iter()) {
-                *x = z.mul_add(std, *x);
+                *x += z * std;
             }
         }
         Op::Rician { std, seed } => {
             let n = &mut normals[..chunk.len()];
             fill_normals(n, mix(seed, k));
-            let mut imaginary = [0.0_f32; CHUNK];
             let m = &mut imaginary[..chunk.len()];
             fill_normals(m, mix(seed ^ 0x5249_4349_414e, k));
             for ((x, re), im) in chunk.iter_mut().zip(n.iter()).zip(m.iter()) {
-                let r = re.mul_add(std, *x);
+                let r = re * std + *x;
                 let i = im * std;
-                *x = r.mul_add(r, i * i).sqrt();
+                *x = (r * r + i * i).sqrt();
             }
         }
     }
@@ -302,7 +311,7 @@ fn fill_normals(out: &mut [f32], seed: u64) {
         let t = (bits & ((1 << (32 - TABLE_BITS)) - 1)) as f32
             * (1.0 / (1 << (32 - TABLE_BITS)) as f32);
         let (lo, hi) = (q[cell], q[cell + 1]);
-        (hi - lo).mul_add(t, lo)
+        (hi - lo) * t + lo
     };
     for pair in out.chunks_mut(2) {
         let bits = stream.next_u64();
@@ -365,17 +374,26 @@ pub(crate) fn normal_quantile(p: f64) -> f64 {
 /// over it vectorise.
 #[inline]
 pub(crate) fn fast_exp2(y: f32) -> f32 {
+    // Adding 1.5 · 2^23 rounds y to an integer n held in the low mantissa bits; this stays in
+    // vector registers, where `round` and float-to-int casts would not.
+    const MAGIC: f32 = 12_582_912.0;
     let y = y.clamp(-126.0, 127.0);
-    let n = y.round();
+    let shifted = y + MAGIC;
+    let n = shifted - MAGIC;
     let f = (y - n) * std::f32::consts::LN_2;
     // e^f for |f| <= ln 2 / 2 by its Taylor polynomial of degree 7
     let p = 1.0
         + f * (1.0
             + f * (0.5
                 + f * (1.0 / 6.0
-                    + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f / 5040.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    p * scale
+                    + f * (1.0 / 24.0
+                        + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
+    let exponent = shifted
+        .to_bits()
+        .wrapping_sub(MAGIC.to_bits())
+        .wrapping_add(127)
+        << 23;
+    p * f32::from_bits(exponent)
 }
 
 /// `log2(x)` for normal positive `x`, absolute error below 3e-7; branch-free.
@@ -390,7 +408,8 @@ pub(crate) fn fast_log2(x: f32) -> f32 {
     e += i32::from(big);
     let t = (m - 1.0) / (m + 1.0);
     let t2 = t * t;
-    let ln = 2.0 * t * (1.0 + t2 * (1.0 / 3.0 + t2 * (1.0 / 5.0 + t2 * (1.0 / 7.0 + t2 / 9.0))));
+    let ln =
+        2.0 * t * (1.0 + t2 * (1.0 / 3.0 + t2 * (1.0 / 5.0 + t2 * (1.0 / 7.0 + t2 * (1.0 / 9.0)))));
     e as f32 + ln * std::f32::consts::LOG2_E
 }
 
@@ -411,16 +430,35 @@ struct Stats {
 }
 
 fn stats(channel: &ArrayViewMutD<'_, f32>) -> Stats {
+    // eight independent lanes per accumulator, so that the loop vectorises (a single running
+    // sum is a serial chain the compiler may not reorder)
     let partial = |chunk: &[f32]| {
-        let (mut sum, mut sq, mut min, mut max) =
-            (0.0_f64, 0.0_f64, f32::INFINITY, f32::NEG_INFINITY);
-        for &x in chunk {
-            sum += f64::from(x);
-            sq += f64::from(x) * f64::from(x);
-            min = min.min(x);
-            max = max.max(x);
+        let mut sum = [0.0_f64; 8];
+        let mut sq = [0.0_f64; 8];
+        let mut min = [f32::INFINITY; 8];
+        let mut max = [f32::NEG_INFINITY; 8];
+        let mut lanes = chunk.chunks_exact(8);
+        for block in &mut lanes {
+            for j in 0..8 {
+                let x = block[j];
+                sum[j] += f64::from(x);
+                sq[j] += f64::from(x) * f64::from(x);
+                min[j] = min[j].min(x);
+                max[j] = max[j].max(x);
+            }
         }
-        (sum, sq, min, max)
+        for (j, &x) in lanes.remainder().iter().enumerate() {
+            sum[j] += f64::from(x);
+            sq[j] += f64::from(x) * f64::from(x);
+            min[j] = min[j].min(x);
+            max[j] = max[j].max(x);
+        }
+        (
+            sum.iter().sum::<f64>(),
+            sq.iter().sum::<f64>(),
+            min.iter().copied().fold(f32::INFINITY, f32::min),
+            max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        )
     };
     let parts: Vec<_> = if let Some(data) = channel.as_slice_memory_order() {
         data.par_chunks(CHUNK * 16).map(partial).collect()

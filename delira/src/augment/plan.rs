@@ -64,6 +64,14 @@ pub(crate) fn inverse(m: &M4) -> Option<M4> {
     Some(inv)
 }
 
+/// `floor(v)` for `|v| < 2^20`, without the library call that `f64::floor` is on baseline
+/// x86-64.
+#[inline]
+pub(crate) fn floor_to_i64(v: f64) -> i64 {
+    const SHIFT: f64 = 1_048_576.0;
+    (v + SHIFT) as i64 - SHIFT as i64
+}
+
 /// `m` with every entry rounded, when all entries lie within `1e-9` of integers.
 pub(crate) fn integral(m: &M4) -> Option<M4> {
     m.iter()
@@ -103,7 +111,7 @@ pub(crate) struct Displacement {
 
 impl Displacement {
     /// The displacement at an integral grid position (zero outside the grid).
-    pub(crate) fn at_index(&self, p: [i64; 3]) -> [f64; 3] {
+    fn at_index(&self, p: [i64; 3]) -> [f64; 3] {
         let s = self.shape;
         if (0..3).any(|a| p[a] < 0 || p[a] >= s[a] as i64) {
             return [0.0; 3];
@@ -114,9 +122,8 @@ impl Displacement {
 
     /// The displacement at any position, by trilinear interpolation (zero outside the grid).
     pub(crate) fn at(&self, y: [f64; 3]) -> [f64; 3] {
-        let f = y.map(f64::floor);
-        let t: [f64; 3] = std::array::from_fn(|a| y[a] - f[a]);
-        let base = f.map(|v| v as i64);
+        let base = y.map(floor_to_i64);
+        let t: [f64; 3] = std::array::from_fn(|a| y[a] - base[a] as f64);
         let mut d = [0.0; 3];
         for corner in 0..8_usize {
             let bit = |a: usize| (corner >> (2 - a)) & 1;

@@ -8,7 +8,7 @@
 use ndarray::{ArrayD, ArrayView4, Axis, CowArray, Ix4};
 use rayon::prelude::*;
 
-use super::plan::{self, M4, SpatialPlan};
+use super::plan::{self, Displacement, M4, SpatialPlan};
 use super::spec::Interpolation;
 
 /// Positions this close outside the input grid still count as inside (they absorb the rounding
@@ -255,20 +255,42 @@ impl RowCoords {
                     }
                 }
             }
-            Some(d) => {
-                let on_grid = plan::integral(&plan.post).is_some();
-                for i2 in 0..len {
-                    let y: [f64; 3] = std::array::from_fn(|a| start[a] + i2 as f64 * step[a]);
-                    let dy = if on_grid {
-                        d.at_index(y.map(|v| v.round() as i64))
-                    } else {
-                        d.at(y)
-                    };
-                    let x = plan::apply(&plan.pre, std::array::from_fn(|a| y[a] + dy[a]));
-                    for (u, x) in self.u.iter_mut().zip(x) {
-                        u[i2] = x as f32;
+            Some(d) => match plan::integral(&plan.post) {
+                Some(m) => self.displaced_on_grid(&m, d, &plan.pre, [i0, i1]),
+                None => {
+                    for i2 in 0..len {
+                        let y: [f64; 3] = std::array::from_fn(|a| start[a] + i2 as f64 * step[a]);
+                        let dy = d.at(y);
+                        let x = plan::apply(&plan.pre, std::array::from_fn(|a| y[a] + dy[a]));
+                        for (u, x) in self.u.iter_mut().zip(x) {
+                            u[i2] = x as f32;
+                        }
                     }
                 }
+            },
+        }
+    }
+
+    /// The coordinates of a row when the displacement grid is reached through an integral map:
+    /// every position is a grid point, found by integer steps.
+    fn displaced_on_grid(&mut self, m: &M4, d: &Displacement, pre: &M4, [i0, i1]: [usize; 2]) {
+        let start = plan::apply(m, [i0 as f64, i1 as f64, 0.0]).map(|v| v as i64);
+        let step: [i64; 3] = std::array::from_fn(|r| m[r][2] as i64);
+        let s = d.shape;
+        let strides = [(s[1] * s[2]) as i64, s[2] as i64, 1];
+        for i2 in 0..self.u[0].len() {
+            let p: [i64; 3] = std::array::from_fn(|a| start[a] + i2 as i64 * step[a]);
+            let inside = (0..3).all(|a| p[a] >= 0 && p[a] < s[a] as i64);
+            let y = p.map(|v| v as f64);
+            let z: [f64; 3] = if inside {
+                let k = (0..3).map(|a| p[a] * strides[a]).sum::<i64>() as usize;
+                std::array::from_fn(|a| y[a] + f64::from(d.field[a][k]))
+            } else {
+                y
+            };
+            let x = plan::apply(pre, z);
+            for (u, x) in self.u.iter_mut().zip(x) {
+                u[i2] = x as f32;
             }
         }
     }
@@ -342,9 +364,10 @@ fn linear_row(
             *o = fill;
             continue;
         };
-        let (fx, fy, fz) = (x.floor(), y.floor(), z.floor());
-        let (ix, iy, iz) = (fx as usize, fy as usize, fz as usize);
-        let (tx, ty, tz) = (x - fx, y - fy, z - fz);
+        // non-negative after clamping: truncation is the floor (`floor` is a library call
+        // without SSE4.1)
+        let (ix, iy, iz) = (x as i32 as usize, y as i32 as usize, z as i32 as usize);
+        let (tx, ty, tz) = (x - ix as f32, y - iy as f32, z - iz as f32);
         let dx = if ix + 1 < dims[0] { strides[0] } else { 0 };
         let dy = if iy + 1 < dims[1] { strides[1] } else { 0 };
         let dz = if iz + 1 < dims[2] { strides[2] } else { 0 };
@@ -372,9 +395,9 @@ fn cubic_weights(t: f32) -> [f32; 4] {
 /// The four tap offsets (edge-clamped) and weights along one axis.
 #[inline]
 fn cubic_axis(x: f32, dim: usize, stride: usize) -> ([usize; 4], [f32; 4]) {
-    let f = x.floor();
-    let w = cubic_weights(x - f);
-    let i = f as i64;
+    // non-negative after clamping: truncation is the floor
+    let i = i64::from(x as i32);
+    let w = cubic_weights(x - i as f32);
     let hi = dim as i64 - 1;
     let off = std::array::from_fn(|k| (i + k as i64 - 1).clamp(0, hi) as usize * stride);
     (off, w)
@@ -437,9 +460,10 @@ fn nearest_row<T: Copy>(
             *o = fill;
             continue;
         };
-        let off = x.round() as usize * strides[0]
-            + y.round() as usize * strides[1]
-            + z.round() as usize * strides[2];
+        // non-negative after clamping: adding one half and truncating rounds
+        let off = (x + 0.5) as i32 as usize * strides[0]
+            + (y + 0.5) as i32 as usize * strides[1]
+            + (z + 0.5) as i32 as usize * strides[2];
         *o = src[off];
     }
 }

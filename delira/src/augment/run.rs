@@ -439,7 +439,10 @@ impl Runner<'_> {
                     .for_each(|v| *v = (stream.normal() * sigma / spacing[c]) as f32);
             }
             let dense = if real {
-                (0..3).fold(grid, |g, axis| bspline_upsample(&g, axis, shape[axis]))
+                // the last axis first, so that the largest pass writes contiguous slabs
+                [2, 1, 0]
+                    .into_iter()
+                    .fold(grid, |g, axis| bspline_upsample(&g, axis, shape[axis]))
             } else {
                 Array3::zeros(shape)
             };
