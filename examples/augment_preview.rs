@@ -26,13 +26,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     let t1 = load_volume(format!("{MNI}t1{SUFFIX}"))?;
     let gm = load_volume(format!("{MNI}gm{SUFFIX}"))?;
     let wm = load_volume(format!("{MNI}wm{SUFFIX}"))?;
-    // tissue labels: 1 grey matter, 2 white matter, where the probability exceeds one half
+    // tissue labels: 1 grey matter, 2 white matter, where that tissue's probability (stored as
+    // 0..=255) exceeds one half and the other's
     let labels = gm
         .data()
         .iter()
         .zip(wm.data())
-        .map(|(&g, &w)| u16::from(g > 0.5) + 2 * u16::from(w > 0.5))
-        .collect::<Vec<_>>();
+        .map(|(&g, &w)| match (g, w) {
+            (g, w) if g > 127.5 && g >= w => 1,
+            (g, w) if w > 127.5 && w > g => 2,
+            _ => 0,
+        })
+        .collect::<Vec<u16>>();
     let labels = ndarray::ArrayD::from_shape_vec(gm.data().raw_dim(), labels)?;
     let labels = LabelMap::new(labels.as_standard_layout().into_owned(), *gm.affine());
     let original = t1.clone();
