@@ -1,6 +1,8 @@
 """Times the batchgenerators, MONAI and numpy equivalents of benches/augment.rs on one core.
 
-Prints one JSON object: {"<library>/<pipeline>": seconds per sample (median), ...}.
+Prints one JSON object: {"<library>/<pipeline>": seconds per sample (median), ...}, measured as
+process CPU time (time.process_time) with every library limited to one thread, as the criterion
+bench measures delira, so that other load on the machine does not distort the ratios.
 Run through scripts/bench-augment, which sets the thread limits and compares with delira.
 """
 
@@ -25,16 +27,18 @@ def sample(rng):
     return image[None].astype(np.float32), label[None]
 
 
-def median_time(fn, repeats=REPEATS):
-    start = time.perf_counter()
+def median_time(fn, repeats=REPEATS, setup=None):
+    start = time.process_time()
     fn()  # warm-up (imports, caches, first allocations)
-    if time.perf_counter() - start > 10.0:
+    if time.process_time() - start > 10.0:
         repeats = min(repeats, 2)  # MONAI's elastic takes about a minute per sample
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        if setup is not None:
+            setup()
+        start = time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return float(np.median(times))
 
 
@@ -173,10 +177,13 @@ def numpy_timings(image, results):
     def clip():
         np.clip(x, -3, 3, out=x)
 
+    def fresh():
+        x[...] = image  # each sample starts from new data, as in delira's bench
+
     total = 0.0
     for name, op in [("zscore", zscore), ("gamma", gamma), ("noise", noise), ("clip", clip)]:
-        x[...] = image
-        t = median_time(op, repeats=max(REPEATS, 10))
+        fresh()
+        t = median_time(op, repeats=max(REPEATS, 10), setup=fresh)
         results[f"numpy/{name}"] = t
         total += t
     results["numpy/c"] = total

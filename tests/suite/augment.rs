@@ -1064,6 +1064,17 @@ fn bad_parameters_and_samples_give_errors() {
         err.to_string(),
         "`crop`: need 3 positive sizes for a 3D volume, got [4, 4]"
     );
+    let huge = ResizeSpec {
+        shape: vec![1 << 20, 1 << 20, 8],
+    };
+    let err = Transform::from(huge)
+        .apply(&mut s, &mut stream(0))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the output grid [1048576, 1048576, 8] has more than 4294967296 voxels; check the sizes \
+         of crop, pad, resize, zoom and spacing"
+    );
     let (image, _) = sample(&[1, 6, 5, 4], [1.0, 1.0, 1.0]);
     let (_, labels) = sample(&[1, 6, 5, 3], [1.0, 1.0, 1.0]);
     let mut mismatched = (image, labels);

@@ -186,6 +186,16 @@ pub enum AugmentError {
         /// The spacing found.
         spacing: Vec<f64>,
     },
+    /// A transform would produce an output grid too large to allocate.
+    #[error(
+        "the output grid {shape:?} has more than {limit} voxels; check the sizes of crop, pad, resize, zoom and spacing"
+    )]
+    TooLarge {
+        /// The output shape.
+        shape: Vec<usize>,
+        /// The most voxels per channel.
+        limit: u64,
+    },
     /// A transform's parameters do not fit the sample or each other.
     #[error("`{transform}`: {problem}")]
     Parameter {

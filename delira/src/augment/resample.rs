@@ -11,6 +11,9 @@ use rayon::prelude::*;
 use super::plan::{self, Displacement, M4, SpatialPlan};
 use super::spec::Interpolation;
 
+/// Output voxels per block along the fastest axis.
+const ROW_BLOCK: usize = 32;
+
 /// Positions this close outside the input grid still count as inside (they absorb the rounding
 /// of single-precision coordinates at the border).
 const EDGE_TOLERANCE: f32 = 1e-3;
@@ -243,20 +246,20 @@ impl RowCoords {
         }
     }
 
-    fn compute(&mut self, plan: &SpatialPlan, i0: usize, i1: usize) {
-        let start = plan::apply(&plan.post, [i0 as f64, i1 as f64, 0.0]);
+    /// The coordinates of output voxels `[i0, i1, z0 .. z0 + len]`.
+    fn compute(&mut self, plan: &SpatialPlan, [i0, i1, z0]: [usize; 3], len: usize) {
+        let start = plan::apply(&plan.post, [i0 as f64, i1 as f64, z0 as f64]);
         let step: [f64; 3] = std::array::from_fn(|r| plan.post[r][2]);
-        let len = self.u[0].len();
         match &plan.displacement {
             None => {
                 for (a, u) in self.u.iter_mut().enumerate() {
-                    for (i2, v) in u.iter_mut().enumerate() {
+                    for (i2, v) in u[..len].iter_mut().enumerate() {
                         *v = (start[a] + i2 as f64 * step[a]) as f32;
                     }
                 }
             }
             Some(d) => match plan::integral(&plan.post) {
-                Some(m) => self.displaced_on_grid(&m, d, &plan.pre, [i0, i1]),
+                Some(m) => self.displaced_on_grid(&m, d, &plan.pre, [i0, i1, z0], len),
                 None => {
                     for i2 in 0..len {
                         let y: [f64; 3] = std::array::from_fn(|a| start[a] + i2 as f64 * step[a]);
@@ -273,12 +276,19 @@ impl RowCoords {
 
     /// The coordinates of a row when the displacement grid is reached through an integral map:
     /// every position is a grid point, found by integer steps.
-    fn displaced_on_grid(&mut self, m: &M4, d: &Displacement, pre: &M4, [i0, i1]: [usize; 2]) {
-        let start = plan::apply(m, [i0 as f64, i1 as f64, 0.0]).map(|v| v as i64);
+    fn displaced_on_grid(
+        &mut self,
+        m: &M4,
+        d: &Displacement,
+        pre: &M4,
+        [i0, i1, z0]: [usize; 3],
+        len: usize,
+    ) {
+        let start = plan::apply(m, [i0 as f64, i1 as f64, z0 as f64]).map(|v| v as i64);
         let step: [i64; 3] = std::array::from_fn(|r| m[r][2] as i64);
         let s = d.shape;
         let strides = [(s[1] * s[2]) as i64, s[2] as i64, 1];
-        for i2 in 0..self.u[0].len() {
+        for i2 in 0..len {
             let p: [i64; 3] = std::array::from_fn(|a| start[a] + i2 as i64 * step[a]);
             let inside = (0..3).all(|a| p[a] >= 0 && p[a] < s[a] as i64);
             let y = p.map(|v| v as f64);
@@ -305,17 +315,53 @@ fn general_slab(
     interpolation: Interpolation,
     fill: f32,
 ) {
-    let mut coords = RowCoords::new(m2);
+    let mut coords = RowCoords::new(ROW_BLOCK.min(m2));
     let image_geometry = geometry_of(images);
     let label_geometry = geometry_of(labels);
-    for i1 in 0..m1 {
-        coords.compute(plan, job.i0, i1);
-        let row = i1 * m2..(i1 + 1) * m2;
+    // Blocks of rows along the fastest axis, all of one block's rows before the next: the input
+    // a block reads stays in the core's cache while its neighbouring rows reuse it.
+    for z0 in (0..m2).step_by(ROW_BLOCK) {
+        let len = ROW_BLOCK.min(m2 - z0);
+        for i1 in 0..m1 {
+            general_row(
+                plan,
+                [job.i0, i1, z0, len],
+                m2,
+                images,
+                labels,
+                job,
+                &mut coords,
+                &image_geometry,
+                &label_geometry,
+                interpolation,
+                fill,
+            );
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn general_row(
+    plan: &SpatialPlan,
+    [i0, i1, z0, len]: [usize; 4],
+    m2: usize,
+    images: &[Source<'_, f32>],
+    labels: &[Source<'_, u16>],
+    job: &mut Job<'_>,
+    coords: &mut RowCoords,
+    image_geometry: &[([usize; 3], [usize; 3])],
+    label_geometry: &[([usize; 3], [usize; 3])],
+    interpolation: Interpolation,
+    fill: f32,
+) {
+    {
+        coords.compute(plan, [i0, i1, z0], len);
+        let row = i1 * m2 + z0..i1 * m2 + z0 + len;
         for ((slab, src), &(dims, strides)) in job
             .images
             .iter_mut()
             .zip(channels_of(images))
-            .zip(&image_geometry)
+            .zip(image_geometry)
         {
             let out = &mut slab[row.clone()];
             match interpolation {
@@ -328,7 +374,7 @@ fn general_slab(
             .labels
             .iter_mut()
             .zip(channels_of(labels))
-            .zip(&label_geometry)
+            .zip(label_geometry)
         {
             nearest_row(&mut slab[row.clone()], src, dims, strides, &coords.u, 0);
         }

@@ -15,6 +15,12 @@ use super::{AugmentError, Augmentable, SpatialField};
 use crate::io::Affine;
 use crate::random::Stream;
 
+/// The largest output grid, in voxels per channel (2³², a 1625³ volume).
+const MAX_VOXELS: u64 = 1 << 32;
+
+/// The most control points per axis of an elastic deformation.
+const MAX_CONTROL_POINTS: usize = 64;
+
 /// The number of nodes of a transform tree (the transform and everything inside it).
 fn size(t: &Transform) -> u64 {
     match t {
@@ -178,6 +184,24 @@ impl Runner<'_> {
                     self.steps.push(step);
                 }
             }
+        }
+        self.check_size()
+    }
+
+    /// Refuses an output grid too large to allocate, before anything is allocated.
+    fn check_size(&self) -> Result<(), AugmentError> {
+        let Some(plan) = &self.plan else {
+            return Ok(());
+        };
+        let voxels = plan
+            .shape
+            .iter()
+            .try_fold(1_u64, |acc, &n| acc.checked_mul(n as u64));
+        if voxels.is_none_or(|v| v > MAX_VOXELS) {
+            return Err(AugmentError::TooLarge {
+                shape: plan.shape[3 - self.ndim()..].to_vec(),
+                limit: MAX_VOXELS,
+            });
         }
         Ok(())
     }
@@ -402,11 +426,11 @@ impl Runner<'_> {
     }
 
     fn elastic(&mut self, spec: &ElasticSpec, stream: &mut Stream) -> Result<(), AugmentError> {
-        if spec.control_points < 2 {
+        if !(2..=MAX_CONTROL_POINTS).contains(&spec.control_points) {
             return Err(parameter(
                 "elastic",
                 format!(
-                    "`control_points` must be at least 2, got {}",
+                    "`control_points` must lie in 2..={MAX_CONTROL_POINTS}, got {}",
                     spec.control_points
                 ),
             ));

@@ -205,7 +205,7 @@ impl AffineSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ElasticSpec {
-    /// Control points per spatial axis, at least 2.
+    /// Control points per spatial axis, from 2 to 64.
     pub control_points: usize,
     /// Standard deviation of the control-point displacements in millimetres.
     pub sigma_mm: Range,
