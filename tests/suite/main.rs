@@ -1,5 +1,6 @@
 //! The integration-test suite of delira: one binary, one module per area.
 
+mod augment;
 mod backend;
 mod config;
 mod derive;
