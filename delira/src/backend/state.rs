@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
@@ -293,13 +292,7 @@ impl State {
             source,
         };
         let bytes = self.to_safetensors()?;
-        let mut temporary = path.as_os_str().to_owned();
-        temporary.push(".partial");
-        let temporary = std::path::PathBuf::from(temporary);
-        let mut file = std::fs::File::create(&temporary).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&temporary, path).map_err(io)
+        crate::io::write_atomically(path, &bytes).map_err(io)
     }
 
     /// Reads a state written by [`State::save`] (or any safetensors file of f32/f64/i64 arrays).

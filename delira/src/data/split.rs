@@ -812,8 +812,8 @@ impl Split {
         Ok(())
     }
 
-    /// Writes the split as JSON to `path`, through a temporary file (`<name>.tmp` beside it)
-    /// that is synced and renamed into place, so an existing file is never left half-written.
+    /// Writes the split as JSON to `path` through [`crate::io::write_atomically`], so an existing
+    /// file is never left half-written.
     ///
     /// ```
     /// use delira::data::split::{self, Split};
@@ -837,15 +837,7 @@ impl Split {
             path: path.to_path_buf(),
             error,
         })?;
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = path.with_file_name(tmp_name);
-        write_synced(&tmp, (json + "\n").as_bytes()).map_err(write_error)?;
-        std::fs::rename(&tmp, path).map_err(|source| {
-            // Best effort: the temporary file is useless once the rename failed.
-            let _ = std::fs::remove_file(&tmp);
-            write_error(source)
-        })?;
+        crate::io::write_atomically(path, (json + "\n").as_bytes()).map_err(write_error)?;
         tracing::debug!(path = %path.display(), folds = self.k(), "split saved");
         Ok(())
     }
@@ -869,13 +861,6 @@ impl Split {
         })?;
         Ok(split)
     }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 fn check_fold(f: usize, fold: &Fold, n: usize) -> Result<(), SplitError> {

@@ -4,9 +4,11 @@
 //! integer labels on such a grid. [`load_volume`], [`load_labels`], [`save_volume`] and
 //! [`save_labels`] read and write them as NIfTI files; [`nifti`] has the details and a raw reader.
 
+mod atomic;
 pub mod nifti;
 mod volume;
 
+pub use atomic::write_atomically;
 pub use nifti::{load_labels, load_volume, save_labels, save_volume};
 pub use volume::{Affine, LabelMap, Volume};
 

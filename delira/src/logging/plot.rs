@@ -72,10 +72,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LoggingError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".partial");
-    std::fs::write(&temporary, bytes).map_err(io)?;
-    std::fs::rename(&temporary, path).map_err(io)
+    crate::io::write_atomically(path, bytes).map_err(io)
 }
 
 /// A named line of `(epoch, value)` points.

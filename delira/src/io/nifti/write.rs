@@ -1,9 +1,7 @@
 //! Writing `.nii` and `.nii.gz` files: little-endian, NIfTI-1 (NIfTI-2 when a dimension does not
 //! fit in 16 bits), sform and qform from the affine, through a temporary file and a rename.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use super::header::{DataType, NIFTI1_HEADER_SIZE, NIFTI2_HEADER_SIZE, rotation_quaternion};
 use super::source::format_error;
@@ -180,33 +178,11 @@ pub(crate) fn write_image(
     write_atomically(path, &file)
 }
 
-fn temporary_name(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.{}-{unique}.tmp", std::process::id()))
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`, so
-/// that `path` never holds a partial file.
+/// [`crate::io::write_atomically`], with the error naming the file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let temporary = temporary_name(path);
-    let result = std::fs::File::create(&temporary)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&temporary, path));
-    result.map_err(|source| {
-        // The temporary file is useless now; failing to remove it changes nothing for the caller.
-        let _ = std::fs::remove_file(&temporary);
-        IoError::File {
-            path: path.to_path_buf(),
-            source,
-        }
+    crate::io::write_atomically(path, bytes).map_err(|source| IoError::File {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
