@@ -9,7 +9,7 @@
 //!
 //! Optimizers and losses are named generically ([`OptimizerConfig`], [`LossConfig`]) and each
 //! backend implements them. The backends themselves sit behind cargo features: `torch` enables
-//! [`torch`] (needs libtorch, see `scripts/provision-libtorch`).
+//! the module `backend::torch` (needs libtorch, see `scripts/provision-libtorch`).
 //!
 //! ```
 //! use delira::backend::{AdamConfig, LossConfig, OptimizerConfig};

@@ -1,6 +1,6 @@
 //! Reference networks, per backend.
 //!
-//! [`torch`] (cargo feature `torch`): a U-Net for 2D and 3D segmentation, a residual
+//! `models::torch` (cargo feature `torch`): a U-Net for 2D and 3D segmentation, a residual
 //! classification CNN and a DCGAN.
 
 #[cfg(feature = "torch")]
