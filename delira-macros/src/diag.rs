@@ -18,6 +18,11 @@ impl Errors {
         self.push(syn::Error::new(span, message));
     }
 
+    /// Whether no error was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
     /// Records the error of a result and returns its value, if any.
     pub fn take<T>(&mut self, result: syn::Result<T>) -> Option<T> {
         result.map_err(|e| self.push(e)).ok()

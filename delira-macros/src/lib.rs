@@ -17,6 +17,7 @@
 
 mod dataset;
 mod diag;
+mod model;
 
 use proc_macro::TokenStream;
 
@@ -28,4 +29,13 @@ use proc_macro::TokenStream;
 pub fn derive_dataset(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     dataset::derive(&input).into()
+}
+
+/// Declares a network: a struct whose fields are layers, each with its constructor arguments in
+/// `#[layer(...)]`; the forward pass is written by hand.
+///
+#[cfg_attr(not(doctest), doc = include_str!("../doc/model.md"))]
+#[proc_macro_attribute]
+pub fn model(args: TokenStream, item: TokenStream) -> TokenStream {
+    model::attribute(args.into(), item.into()).into()
 }

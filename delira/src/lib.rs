@@ -57,6 +57,11 @@ pub mod training;
 /// return a [`data::SubjectDataset`] that does.
 pub use delira_macros::Dataset;
 
+/// Declares a network: its layers as fields with their constructor arguments; the macro writes
+/// the construction with stable parameter names, the step-level network, the parameter count and
+/// a printable summary. See the macro crate's documentation.
+pub use delira_macros::model;
+
 /// The examples of `#[derive(Dataset)]`'s documentation, run as doctests of this crate: the macro
 /// crate cannot depend on the runtime that its examples use.
 #[cfg(doctest)]
@@ -100,4 +105,19 @@ pub mod __private {
     pub fn assert_subject_id<T: SubjectIdField>() {}
     /// See [`assert_image`].
     pub fn assert_field<T: SampleField>() {}
+
+    /// What `#[delira::model(backend = "torch")]` generates code against.
+    #[cfg(feature = "torch")]
+    pub mod torch {
+        pub use crate::backend::torch::layers::{
+            BatchNormOptions, ConvOptions, ConvTransposeOptions, EmbeddingOptions, Layer,
+            LinearOptions, NormOptions,
+        };
+        pub use crate::backend::torch::{
+            DeclaredModel, Fields, LayerInfo, ModelSummary, TorchModel, TorchNetwork,
+        };
+        pub use crate::backend::{BackendError, Device, LossConfig, OptimizerConfig};
+        pub use ::std::string::String;
+        pub use ::tch::nn;
+    }
 }

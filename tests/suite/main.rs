@@ -13,6 +13,8 @@ mod split;
 #[cfg(feature = "torch")]
 mod torch_backend;
 #[cfg(feature = "torch")]
+mod torch_model_macro;
+#[cfg(feature = "torch")]
 mod torch_models;
 mod training_callbacks;
 mod training_checkpoint;

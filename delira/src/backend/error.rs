@@ -79,6 +79,16 @@ pub enum BackendError {
         /// What is wrong, with the values.
         problem: String,
     },
+    /// A layer of a model cannot be built from its arguments.
+    #[error("layer `{name}` (`{kind}`): {problem}")]
+    Layer {
+        /// The layer's name (its field in a `#[delira::model]` struct).
+        name: &'static str,
+        /// Its kind (`conv3d`, `module`, ...).
+        kind: &'static str,
+        /// What is wrong, with the values.
+        problem: String,
+    },
     /// The backend is not compiled in.
     #[error("the `{backend}` backend is not compiled in; enable the cargo feature `{backend}`")]
     NotEnabled {

@@ -10,11 +10,14 @@
 //! it, so `cargo test --features torch` needs nothing exported.
 
 mod convert;
+mod declared;
+pub mod layers;
 mod loss;
 mod network;
 mod optim;
 
 pub use convert::{f32_tensor, i64_tensor, tensor_to_f32, tensor_to_i64};
+pub use declared::{DeclaredModel, LayerInfo, ModelSummary, SummaryLayer, SummaryVariable};
 pub use loss::{Loss, LossValue};
 pub use network::{Fields, TorchModel, TorchNetwork, import_var_store_state, var_store_state};
 pub use optim::Optimizer;

@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use tch::{Tensor, nn};
 
 use super::convert::{f32_tensor, i64_tensor, tensor_to_f32};
+use super::declared::{DeclaredModel, ModelSummary};
 use super::{Loss, Optimizer, delira_device, native, tch_device};
 use crate::backend::{
     BackendError, Device, LossConfig, Network, OptimizerConfig, State, StateArray, StepOutput,
@@ -14,7 +15,14 @@ use crate::data::{Batch, BatchField};
 
 /// A network's forward pass, written against `tch`.
 ///
-/// `train` tells layers whose behaviour differs (batch norm, dropout) which mode to use.
+/// `train` tells layers whose behaviour differs (batch norm, dropout) which mode to use. For a
+/// model declared with `#[delira::model(backend = "torch")]`, this is the part written by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no forward pass",
+    label = "this model needs `impl TorchModel for {Self}`",
+    note = "write `impl delira::backend::torch::TorchModel for {Self} {{ fn forward(&self, \
+            input: &Tensor, train: bool) -> Tensor {{ ... }} }}`"
+)]
 pub trait TorchModel: Send {
     /// The network's output for `input`.
     fn forward(&self, input: &Tensor, train: bool) -> Tensor;
@@ -84,6 +92,35 @@ impl<M: TorchModel> TorchNetwork<M> {
             loss: Loss::new(loss)?,
             fields: Fields::default(),
         })
+    }
+
+    /// The network of a model declared with `#[delira::model]`: its layers built from `config`
+    /// at the root of a new variable store on `device`, reading and reporting the batch fields
+    /// the declaration names.
+    pub fn declared(
+        device: Device,
+        config: &M::Config,
+        optimizer: OptimizerConfig,
+        loss: LossConfig,
+    ) -> Result<Self, BackendError>
+    where
+        M: DeclaredModel,
+    {
+        Ok(Self::new(device, |p| M::build(p, config), optimizer, loss)?.with_fields(M::fields()))
+    }
+
+    /// The table of the declared model's layers, variables and parameter counts.
+    #[must_use]
+    pub fn summary(&self) -> ModelSummary
+    where
+        M: DeclaredModel,
+    {
+        ModelSummary::of::<M>(&self.vs)
+    }
+
+    /// The batch fields the network reads and reports.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
     }
 
     /// The same network reading and reporting other batch fields.
