@@ -18,6 +18,11 @@ impl Errors {
         self.push(syn::Error::new(span, message));
     }
 
+    /// Records every error of `other`.
+    pub fn extend(&mut self, other: Errors) {
+        self.errors.extend(other.errors);
+    }
+
     /// Whether no error was recorded.
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()

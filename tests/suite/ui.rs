@@ -34,3 +34,39 @@ fn dataset_diagnostics() {
         t.compile_fail(case);
     }
 }
+
+#[test]
+fn model_diagnostics() {
+    let (pass, fail) = cases("tests/ui/model");
+    assert!(
+        fail.len() >= 30,
+        "the compile-fail cases went missing: {fail:?}"
+    );
+    let t = trybuild::TestCases::new();
+    for case in &pass {
+        t.pass(case);
+    }
+    for case in &fail {
+        // With the feature on, this declaration is right and compiles.
+        if cfg!(feature = "torch") && case.ends_with("feature-not-enabled.rs") {
+            continue;
+        }
+        t.compile_fail(case);
+    }
+}
+
+/// Mistakes that only the compiler sees, once the macro has expanded: they need the backend
+/// (run by the torch stage of `scripts/test`, whose filter `torch_` selects this test).
+#[cfg(feature = "torch")]
+#[test]
+fn torch_model_diagnostics() {
+    let (pass, fail) = cases("tests/ui/model-torch");
+    assert!(fail.len() >= 3, "the compile-fail cases went missing: {fail:?}");
+    let t = trybuild::TestCases::new();
+    for case in &pass {
+        t.pass(case);
+    }
+    for case in &fail {
+        t.compile_fail(case);
+    }
+}

@@ -24,6 +24,8 @@ pub enum ArgValue {
     Text(syn::LitStr),
     /// `config`: a type.
     Type(Type),
+    /// A value that did not parse (already reported): the key counts as given.
+    Invalid,
 }
 
 /// The struct, as the attribute sees it.
@@ -67,6 +69,7 @@ pub enum LayerArg {
 /// Parses the attribute's arguments; malformed ones are recorded and skipped.
 pub fn parse_args(tokens: TokenStream, errors: &mut Errors) -> Vec<Arg> {
     let mut args = Vec::new();
+    let mut value_errors = Errors::default();
     let parser = syn::meta::parser(|meta| {
         let Some(key) = meta.path.get_ident().cloned() else {
             return Err(meta.error(format!("expected a key; use {}", list(&KEYS))));
@@ -78,22 +81,29 @@ pub fn parse_args(tokens: TokenStream, errors: &mut Errors) -> Vec<Arg> {
             )));
         }
         let value = meta.value()?;
-        let value = if key == "config" {
+        let value = if !KEYS.iter().any(|k| key == k) {
+            // Reported as an unknown key by validation, whatever the value.
+            value.parse::<Expr>()?;
+            ArgValue::Invalid
+        } else if key == "config" {
             ArgValue::Type(value.parse()?)
         } else if value.peek(syn::LitStr) {
             ArgValue::Text(value.parse()?)
         } else {
             let expr: Expr = value.parse()?;
             let found = quote::ToTokens::to_token_stream(&expr).to_string();
-            return Err(syn::Error::new(
+            value_errors.at(
                 expr.span(),
                 format!("`{key}` takes a string literal; write `{key} = \"{found}\"`"),
-            ));
+            );
+            ArgValue::Invalid
         };
         args.push(Arg { key, value });
         Ok(())
     });
-    errors.take(parser.parse2(tokens));
+    let parsed = parser.parse2(tokens);
+    errors.extend(value_errors);
+    errors.take(parsed);
     args
 }
 
@@ -170,6 +180,14 @@ pub fn is_layer(attr: &Attribute) -> bool {
 fn parse_layer(attr: &Attribute, errors: &mut Errors) -> LayerAttr {
     let span = attr.path().span();
     let call = match &attr.meta {
+        syn::Meta::List(list) if list.tokens.is_empty() => {
+            errors.at(
+                list.delimiter.span().join(),
+                "expected a layer such as `conv3d(1, 8, 3)` or `module(expression)` inside \
+                 `#[layer(...)]`",
+            );
+            None
+        }
         syn::Meta::List(list) => errors.take(parse_call.parse2(list.tokens.clone())),
         syn::Meta::Path(_) | syn::Meta::NameValue(_) => {
             errors.at(
@@ -184,12 +202,6 @@ fn parse_layer(attr: &Attribute, errors: &mut Errors) -> LayerAttr {
 }
 
 fn parse_call(input: ParseStream<'_>) -> syn::Result<LayerCall> {
-    if input.is_empty() {
-        return Err(input.error(
-            "expected a layer such as `conv3d(1, 8, 3)` or `module(expression)` inside \
-             `#[layer(...)]`",
-        ));
-    }
     let kind: Ident = input.parse().map_err(|e| {
         syn::Error::new(
             e.span(),
@@ -255,12 +267,21 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// "`a`, `b` or `c`".
 pub fn list(items: &[&str]) -> String {
+    joined(items, "or")
+}
+
+/// "`a`, `b` and `c`".
+pub fn list_all(items: &[&str]) -> String {
+    joined(items, "and")
+}
+
+fn joined(items: &[&str], conjunction: &str) -> String {
     match items {
         [] => "nothing".to_owned(),
         [one] => format!("`{one}`"),
         [init @ .., last] => {
             let init: Vec<String> = init.iter().map(|i| format!("`{i}`")).collect();
-            format!("{} or `{last}`", init.join(", "))
+            format!("{} {conjunction} `{last}`", init.join(", "))
         }
     }
 }

@@ -10,7 +10,7 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Lit, LitStr, Type, Visibility};
 
-use super::parse::{self, Arg, ArgValue, Input, LayerArg, close_match, list};
+use super::parse::{self, Arg, ArgValue, Input, LayerArg, close_match, list, list_all};
 use crate::diag::Errors;
 
 /// How an argument is checked and converted.
@@ -216,6 +216,8 @@ pub struct Layer {
 /// The attribute's keys, once each.
 #[derive(Default)]
 struct Keys {
+    /// Keys given with a value that did not parse (already reported).
+    invalid: Vec<String>,
     backend: Option<LitStr>,
     config: Option<Type>,
     input: Option<LitStr>,
@@ -235,7 +237,11 @@ pub fn validate(args: Vec<Arg>, input: Input, errors: &mut Errors) -> Model {
              type instead",
         );
     }
-    let backend = backend(keys.backend.as_ref(), errors);
+    let backend = if keys.invalid.iter().any(|k| k == "backend") {
+        None
+    } else {
+        backend(keys.backend.as_ref(), errors)
+    };
 
     let mut layers = Vec::new();
     for field in input.fields {
@@ -342,6 +348,10 @@ fn keys(args: Vec<Arg>, errors: &mut Errors) -> Keys {
     for arg in args {
         let name = arg.key.to_string();
         let duplicate = match (name.as_str(), arg.value) {
+            (known, ArgValue::Invalid) if parse::KEYS.contains(&known) => {
+                keys.invalid.push(name.clone());
+                false
+            }
             ("config", ArgValue::Type(ty)) => keys.config.replace(ty).is_some(),
             ("backend", ArgValue::Text(lit)) => keys.backend.replace(lit).is_some(),
             ("input", ArgValue::Text(lit)) => keys.input.replace(lit).is_some(),
@@ -476,7 +486,7 @@ fn layer(ident: Ident, ty: Type, call: parse::LayerCall, errors: &mut Errors) ->
             format!(
                 "`{name}` takes {count} positional argument{} ({}), found {}",
                 if count == 1 { "" } else { "s" },
-                list(&names),
+                list_all(&names),
                 positional.len()
             ),
         );

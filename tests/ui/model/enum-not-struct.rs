@@ -1,0 +1,10 @@
+// Stand-ins for the layer types: the mistake is reported before any type is needed.
+#[allow(dead_code)]
+struct Conv3D;
+
+#[delira::model(backend = "torch")]
+enum Net {
+    Small(Conv3D),
+}
+
+fn main() {}

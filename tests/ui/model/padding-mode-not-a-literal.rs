@@ -1,0 +1,13 @@
+// Stand-ins for the layer types: the mistake is reported before any type is needed.
+#[allow(dead_code)]
+struct Conv3D;
+
+const MODE: &str = "reflect";
+
+#[delira::model(backend = "torch")]
+struct Net {
+    #[layer(conv3d(1, 8, 3, padding_mode = MODE))]
+    conv: Conv3D,
+}
+
+fn main() {}
