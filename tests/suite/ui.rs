@@ -55,18 +55,3 @@ fn model_diagnostics() {
     }
 }
 
-/// Mistakes that only the compiler sees, once the macro has expanded: they need the backend
-/// (run by the torch stage of `scripts/test`, whose filter `torch_` selects this test).
-#[cfg(feature = "torch")]
-#[test]
-fn torch_model_diagnostics() {
-    let (pass, fail) = cases("tests/ui/model-torch");
-    assert!(fail.len() >= 3, "the compile-fail cases went missing: {fail:?}");
-    let t = trybuild::TestCases::new();
-    for case in &pass {
-        t.pass(case);
-    }
-    for case in &fail {
-        t.compile_fail(case);
-    }
-}

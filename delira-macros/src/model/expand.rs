@@ -95,7 +95,7 @@ fn type_text(ty: &Type) -> String {
             let next = chars.peek().copied();
             let prev = out.chars().last();
             let joins = |c: Option<char>| matches!(c, Some(':' | '<' | '>' | '&' | '(' | ')'));
-            if joins(next) || joins(prev) && prev != Some(',') {
+            if joins(next) || joins(prev) || next == Some(',') {
                 continue;
             }
         }

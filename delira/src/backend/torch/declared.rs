@@ -240,3 +240,22 @@ impl fmt::Display for ModelSummary {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Mistakes of `#[delira::model]` that only the compiler sees once the macro has expanded (a
+    /// missing forward pass, a layer of another type than its field): they need the backend.
+    /// They run from this crate because trybuild enables the features of the crate it runs from,
+    /// and the suite's crate has no library to forward them through. The macro's own
+    /// diagnostics are in `tests/ui/model/`, run by the suite.
+    #[test]
+    fn model_diagnostics_with_the_backend() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui/model-torch");
+        let cases = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "rs"))
+            .count();
+        assert!(cases >= 3, "the compile-fail cases went missing from {}", dir.display());
+        trybuild::TestCases::new().compile_fail("../tests/ui/model-torch/*.rs");
+    }
+}
