@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use delira::backend::torch::TorchModel;
 use delira::backend::torch::tch::{self, Tensor, nn, nn::Module, nn::ModuleT};
-use delira::backend::{AdamConfig, DiceCeConfig, Device, Network};
+use delira::backend::{AdamConfig, Device, DiceCeConfig, Network};
 use delira::data::{Batch, Record};
 use delira::io;
 use ndarray::{Array3, Axis, Ix3, s};
@@ -99,7 +99,10 @@ impl TorchModel for BrainUNet {
             .dec1
             .forward(&Tensor::cat(&[&s1, &self.up1.forward(&low)], 1));
         let x = Tensor::cat(&[&s0, &self.up0.forward(&x)], 1);
-        let x = self.dec0_norm.forward_t(&self.dec0.forward(&x), train).relu();
+        let x = self
+            .dec0_norm
+            .forward_t(&self.dec0.forward(&x), train)
+            .relu();
         self.head.forward(&x)
     }
 }
@@ -123,7 +126,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("{}\n", net.summary());
 
     let batches = mni_batches(&dir)?;
-    println!("{} batches of 2 patches of {PATCH}³ from {}", batches.len(), dir.display());
+    println!(
+        "{} batches of 2 patches of {PATCH}³ from {}",
+        batches.len(),
+        dir.display()
+    );
     let started = Instant::now();
     for step in 0..steps {
         let out = net.train_step(&batches[step % batches.len()])?;

@@ -125,5 +125,16 @@ pub mod __private {
         pub use crate::backend::{BackendError, Device, LossConfig, OptimizerConfig};
         pub use ::std::string::String;
         pub use ::tch::nn;
+
+        /// The generated `network`: a free function, so that a model without a forward pass
+        /// gets the error worded by [`TorchModel`], at the struct's name.
+        pub fn network<M: DeclaredModel + TorchModel>(
+            device: Device,
+            config: &M::Config,
+            optimizer: OptimizerConfig,
+            loss: LossConfig,
+        ) -> Result<TorchNetwork<M>, BackendError> {
+            TorchNetwork::declared(device, config, optimizer, loss)
+        }
     }
 }

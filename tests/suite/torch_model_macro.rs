@@ -83,12 +83,15 @@ macro_rules! unet_forward {
     ($net:expr, $x:expr, $train:expr) => {{
         let net = $net;
         let skip = net.enc_norm.forward(&net.enc.forward($x)).relu();
-        let low = net
-            .down
-            .forward(&skip.max_pool3d([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], false));
+        let low =
+            net.down
+                .forward(&skip.max_pool3d([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], false));
         let up = net.up.forward(&low);
         let joined = Tensor::cat(&[&skip, &up], 1);
-        let x = net.dec_norm.forward_t(&net.dec.forward(&joined), $train).relu();
+        let x = net
+            .dec_norm
+            .forward_t(&net.dec.forward(&joined), $train)
+            .relu();
         net.head.forward(&x)
     }};
 }
@@ -268,7 +271,10 @@ fn torch_declared_forward_matches_the_hand_written_network() {
     .unwrap();
     let batch = blocks();
     let out = net.eval_step(&batch).unwrap();
-    assert_eq!(out.prediction("logits").unwrap().shape(), [2, 4, 16, 16, 16]);
+    assert_eq!(
+        out.prediction("logits").unwrap().shape(),
+        [2, 4, 16, 16, 16]
+    );
     assert_eq!(out, hand.eval_step(&batch).unwrap());
     // One training step each: the same losses and the same weights after the update.
     assert_eq!(
@@ -285,8 +291,8 @@ fn torch_declared_fields_come_from_the_attribute() {
     assert_eq!(net.fields().target, "label");
     assert_eq!(net.fields().output, "logits");
 
-    let batch = Batch::collate([Record::new().with("t1", ArrayD::<f32>::zeros(vec![1, 8, 8, 8]))])
-        .unwrap();
+    let batch =
+        Batch::collate([Record::new().with("t1", ArrayD::<f32>::zeros(vec![1, 8, 8, 8]))]).unwrap();
     let mut net = net;
     let error = net.eval_step(&batch).unwrap_err();
     assert_eq!(
@@ -331,11 +337,7 @@ head      conv3d             bias                [4]                  4
 
 #[test]
 fn torch_declared_state_round_trip_is_exact() {
-    let optimizer: OptimizerConfig = SgdConfig::builder()
-        .lr(0.05)
-        .momentum(0.9)
-        .build()
-        .into();
+    let optimizer: OptimizerConfig = SgdConfig::builder().lr(0.05).momentum(0.9).build().into();
     let batch = blocks();
     let mut original = declared(11, optimizer.clone());
     for _ in 0..2 {
@@ -392,7 +394,12 @@ fn torch_declared_arguments_are_checked_when_built() {
 }
 
 /// A model without configuration, with the other layer kinds.
-#[delira::model(backend = "torch", input = "tokens", target = "class", output = "scores")]
+#[delira::model(
+    backend = "torch",
+    input = "tokens",
+    target = "class",
+    output = "scores"
+)]
 pub struct Tagger {
     #[layer(embedding(10, 6, padding_idx = 0))]
     embed: nn::Embedding,
@@ -428,7 +435,11 @@ fn torch_declared_layer_kinds_without_a_config() {
     let tagger = Tagger::new(&vs.root()).unwrap();
     // embed 60, conv 6·3·3 + 6 = 60, norm none, group 12, out 18, image 18 + 2,
     // image_up 2·1·9 + 1 = 19.
-    let count: i64 = vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64;
+    let count: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(Tensor::numel)
+        .sum::<usize>() as i64;
     assert_eq!(count, 60 + 60 + 12 + 18 + 20 + 19);
     assert_eq!(tagger.conv.ws.size(), [6, 3, 3]);
     assert_eq!(tagger.image.ws.size(), [2, 1, 3, 3]);
@@ -453,7 +464,9 @@ const PATCH: usize = 32;
 /// (outside), 1 (CSF and other), 2 (grey matter), 3 (white matter), as in `examples/pipeline.rs`.
 fn mni_template() -> (Array3<f32>, Array3<i64>) {
     let read = |name: &str| {
-        let path = Path::new(MNI).join(format!("mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz"));
+        let path = Path::new(MNI).join(format!(
+            "mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz"
+        ));
         let volume = delira::io::load_volume(&path).unwrap();
         let data = volume
             .data()
@@ -511,7 +524,10 @@ fn torch_declared_unet_learns_brain_tissue_on_mni_patches() {
             Batch::collate(pair.iter().map(|&[x, y, z]| {
                 let window = s![x..x + PATCH, y..y + PATCH, z..z + PATCH];
                 Record::new()
-                    .with("image", t1.slice(window).insert_axis(Axis(0)).to_owned().into_dyn())
+                    .with(
+                        "image",
+                        t1.slice(window).insert_axis(Axis(0)).to_owned().into_dyn(),
+                    )
                     .with("label", labels.slice(window).to_owned().into_dyn())
             }))
             .unwrap()
@@ -520,7 +536,10 @@ fn torch_declared_unet_learns_brain_tissue_on_mni_patches() {
     for batch in &batches {
         let l = batch.i64("label").unwrap();
         for class in 0..4 {
-            assert!(l.iter().any(|&v| v == class), "a patch pair lacks label {class}");
+            assert!(
+                l.iter().any(|&v| v == class),
+                "a patch pair lacks label {class}"
+            );
         }
     }
 
@@ -534,7 +553,12 @@ fn torch_declared_unet_learns_brain_tissue_on_mni_patches() {
     let mut net = MacroUNet::network(&spec, Device::Cpu, adam(0.01), dice_ce()).unwrap();
     let steps = 48;
     let losses: Vec<f64> = (0..steps)
-        .map(|step| net.train_step(&batches[step % batches.len()]).unwrap().loss().unwrap())
+        .map(|step| {
+            net.train_step(&batches[step % batches.len()])
+                .unwrap()
+                .loss()
+                .unwrap()
+        })
         .collect();
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     let (first, last) = (mean(&losses[..8]), mean(&losses[steps - 8..]));

@@ -54,4 +54,3 @@ fn model_diagnostics() {
         t.compile_fail(case);
     }
 }
-

@@ -186,16 +186,26 @@ fn argument(name: &str, class: Class, expr: &syn::Expr) -> TokenStream {
 
 /// The generated `new` and `network`.
 fn constructors(model: &Model) -> TokenStream {
-    constructor_items(&model.ident, &model.vis, model.config.as_ref(), &quote! {
-        <Self as ::delira::__private::torch::DeclaredModel>::build(path, config)
-    }, &quote! {
-        ::delira::__private::torch::TorchNetwork::declared(
-            device,
-            config,
-            optimizer.into(),
-            loss.into(),
-        )
-    })
+    // Spanned at the struct's name: a missing forward pass (`TorchModel`) is reported there.
+    let declared = quote_spanned! {model.ident.span()=>
+        ::delira::__private::torch::network::<Self>
+    };
+    constructor_items(
+        &model.ident,
+        &model.vis,
+        model.config.as_ref(),
+        &quote! {
+            <Self as ::delira::__private::torch::DeclaredModel>::build(path, config)
+        },
+        &quote! {
+            #declared(
+                device,
+                config,
+                optimizer.into(),
+                loss.into(),
+            )
+        },
+    )
 }
 
 fn constructor_items(
@@ -207,11 +217,7 @@ fn constructor_items(
 ) -> TokenStream {
     let private = quote!(::delira::__private::torch);
     let (config_param, config_arg, config_doc) = match config {
-        Some(ty) => (
-            quote!(config: &#ty,),
-            quote!(),
-            " from `config`",
-        ),
+        Some(ty) => (quote!(config: &#ty,), quote!(), " from `config`"),
         None => (quote!(), quote!(let config = &();), ""),
     };
     let new_doc = format!(
@@ -261,9 +267,7 @@ pub fn stub(item: &Item, config: Option<&Type>) -> TokenStream {
     if !strukt.generics.params.is_empty() {
         return out;
     }
-    let unreachable = quote!(::core::unreachable!(
-        "`#[delira::model]` reported an error"
-    ));
+    let unreachable = quote!(::core::unreachable!("`#[delira::model]` reported an error"));
     out.extend(constructor_items(
         &strukt.ident,
         &strukt.vis,

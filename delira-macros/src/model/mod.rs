@@ -124,7 +124,10 @@ mod tests {
             assert!(code.contains(piece), "`{piece}` is missing from {code}");
         }
         assert!(!code.contains("compile_error"));
-        assert!(!code.contains("# [layer"), "the `#[layer]` attributes stay: {code}");
+        assert!(
+            !code.contains("# [layer"),
+            "the `#[layer]` attributes stay: {code}"
+        );
     }
 
     #[test]
@@ -148,8 +151,14 @@ mod tests {
     fn hints_and_lists() {
         assert_eq!(parse::list(&["a", "b", "c"]), "`a`, `b` or `c`");
         assert_eq!(parse::list_all(&["a", "b"]), "`a` and `b`");
-        assert_eq!(parse::close_match("conv4d", &["conv1d", "conv3d"]), Some("conv1d"));
-        assert_eq!(parse::close_match("batchnorm3d", &["batch_norm3d"]), Some("batch_norm3d"));
+        assert_eq!(
+            parse::close_match("conv4d", &["conv1d", "conv3d"]),
+            Some("conv1d")
+        );
+        assert_eq!(
+            parse::close_match("batchnorm3d", &["batch_norm3d"]),
+            Some("batch_norm3d")
+        );
         assert_eq!(parse::close_match("dense", &["linear"]), None);
     }
 }

@@ -81,12 +81,8 @@ const BATCH_NORM_KEYWORDS: &[Param] = &[
 ];
 const NORM_KEYWORDS: &[Param] = &[p("eps", Class::Float), p("affine", Class::Bool)];
 const CONV_OPTIONS: Option<(&str, &str)> = Some(("ConvOptions", "default"));
-const TRANSPOSE_OPTIONS: Option<(&str, &str)> = Some((
-    "ConvTransposeOptions",
-    "default",
-));
-const BATCH_NORM_OPTIONS: Option<(&str, &str)> =
-    Some(("BatchNormOptions", "default"));
+const TRANSPOSE_OPTIONS: Option<(&str, &str)> = Some(("ConvTransposeOptions", "default"));
+const BATCH_NORM_OPTIONS: Option<(&str, &str)> = Some(("BatchNormOptions", "default"));
 
 /// Every layer kind, in the order the docs list them.
 pub const KINDS: &[Kind] = &[
@@ -128,7 +124,10 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "linear",
-        positional: &[p("in_features", Class::Size), p("out_features", Class::Size)],
+        positional: &[
+            p("in_features", Class::Size),
+            p("out_features", Class::Size),
+        ],
         keywords: &[p("bias", Class::Bool)],
         options: Some(("LinearOptions", "default")),
     },
@@ -371,10 +370,7 @@ fn keys(args: Vec<Arg>, errors: &mut Errors) -> Keys {
             }
         };
         if duplicate {
-            errors.at(
-                arg.key.span(),
-                format!("duplicate key `{name}`; keep one"),
-            );
+            errors.at(arg.key.span(), format!("duplicate key `{name}`; keep one"));
         }
     }
     keys
@@ -435,7 +431,10 @@ fn layer(ident: Ident, ty: Type, call: parse::LayerCall, errors: &mut Errors) ->
             .map_or_else(String::new, |k| format!(" (did you mean `{k}`?)"));
         errors.at(
             call.kind.span(),
-            format!("unknown layer kind `{name}`{hint}; expected {}", list(&names)),
+            format!(
+                "unknown layer kind `{name}`{hint}; expected {}",
+                list(&names)
+            ),
         );
         return None;
     };
@@ -607,9 +606,7 @@ fn check_literal(kind: &str, param: Param, expr: &Expr, errors: &mut Errors) -> 
         (Class::Float, Some(Literal::Int(_) | Literal::Float)) => None,
         (Class::Float, Some(_)) => Some(format!("`{name}` of `{kind}` takes a number")),
         (Class::Bool, Some(Literal::Bool)) => None,
-        (Class::Bool, Some(_)) => Some(format!(
-            "`{name}` of `{kind}` takes `true` or `false`"
-        )),
+        (Class::Bool, Some(_)) => Some(format!("`{name}` of `{kind}` takes `true` or `false`")),
         (Class::Module, Some(_)) => Some(
             "`module` takes an expression that builds the sub-module, such as \
              `module(Block::new(path, 8))`; `path` is the layer's `nn::Path`"

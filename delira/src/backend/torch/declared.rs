@@ -5,7 +5,9 @@ use std::fmt;
 
 use tch::nn;
 
-use super::network::{Fields, TorchModel};
+use super::network::Fields;
+#[cfg(doc)]
+use super::network::TorchModel;
 use crate::backend::BackendError;
 
 /// A layer as declared: its name (the struct field), its kind and the declaration as written.
@@ -20,8 +22,10 @@ pub struct LayerInfo {
 }
 
 /// A model whose layers were declared with `#[delira::model(backend = "torch")]`; the macro
-/// implements this trait. The forward pass is the user's [`TorchModel`] implementation.
-pub trait DeclaredModel: TorchModel + Sized {
+/// implements this trait. The forward pass is the user's [`TorchModel`] implementation, which
+/// the generated `network` requires (not a supertrait here: a missing one is then one error, at
+/// the struct's name, instead of one per generated item).
+pub trait DeclaredModel: Sized {
     /// The configuration the layers' arguments read (`()` when the model declares none).
     type Config;
 
@@ -235,7 +239,10 @@ impl fmt::Display for ModelSummary {
         )?;
         let buffers = self.buffer_count();
         if buffers > 0 {
-            write!(f, "; {buffers} values in buffers (in parentheses), not trained")?;
+            write!(
+                f,
+                "; {buffers} values in buffers (in parentheses), not trained"
+            )?;
         }
         Ok(())
     }
@@ -253,9 +260,19 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui/model-torch");
         let cases = std::fs::read_dir(&dir)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "rs"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "rs")
+            })
             .count();
-        assert!(cases >= 3, "the compile-fail cases went missing from {}", dir.display());
+        assert!(
+            cases >= 3,
+            "the compile-fail cases went missing from {}",
+            dir.display()
+        );
         trybuild::TestCases::new().compile_fail("../tests/ui/model-torch/*.rs");
     }
 }

@@ -211,9 +211,7 @@ impl Layer {
     pub fn size(self, argument: &str, value: impl LayerInt) -> Result<i64, BackendError> {
         match value.to_i64() {
             Some(v) if v >= 1 => Ok(v),
-            _ => Err(self.error(format!(
-                "`{argument}` is {value}; use a positive number"
-            ))),
+            _ => Err(self.error(format!("`{argument}` is {value}; use a positive number"))),
         }
     }
 
@@ -550,7 +548,9 @@ impl Layer {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_default();
-            self.error(format!("building it failed in the native library: {message}"))
+            self.error(format!(
+                "building it failed in the native library: {message}"
+            ))
         })
     }
 }
