@@ -26,8 +26,11 @@ const SEED: i64 = 42;
 
 /// The U-Net's shape.
 pub struct Spec {
+    /// Channels of the input image.
     pub in_channels: i64,
+    /// One output channel per class.
     pub classes: i64,
+    /// Channels of the first level; each level below doubles them.
     pub base: i64,
 }
 
@@ -42,6 +45,7 @@ pub struct DoubleConv {
 }
 
 impl DoubleConv {
+    /// The block's variables under `p`.
     pub fn new(p: &nn::Path<'_>, input: i64, output: i64) -> Self {
         let conv = nn::ConvConfig {
             padding: 1,
@@ -50,9 +54,9 @@ impl DoubleConv {
         };
         Self {
             a: nn::conv3d(p / "a", input, output, 3, conv),
-            a_norm: nn::group_norm(p / "a_norm", output, output, Default::default()),
+            a_norm: nn::group_norm(p / "a_norm", output, output, nn::GroupNormConfig::default()),
             b: nn::conv3d(p / "b", output, output, 3, conv),
-            b_norm: nn::group_norm(p / "b_norm", output, output, Default::default()),
+            b_norm: nn::group_norm(p / "b_norm", output, output, nn::GroupNormConfig::default()),
         }
     }
 

@@ -7,8 +7,7 @@ use std::path::Path;
 use delira::backend::torch::tch::{self, Tensor, nn, nn::Module, nn::ModuleT};
 use delira::backend::torch::{TorchModel, TorchNetwork};
 use delira::backend::{
-    AdamConfig, BackendError, Device, DiceCeConfig, LossConfig, Network, OptimizerConfig,
-    SgdConfig, State,
+    AdamConfig, Device, DiceCeConfig, LossConfig, Network, OptimizerConfig, SgdConfig, State,
 };
 use delira::data::{Batch, Record};
 use ndarray::{Array3, ArrayD, Axis, Ix3, s};
@@ -40,9 +39,9 @@ impl DoubleConv {
         };
         Self {
             first: nn::conv3d(p / "first", i, o, 3, conv),
-            first_norm: nn::group_norm(p / "first_norm", 2, o, Default::default()),
+            first_norm: nn::group_norm(p / "first_norm", 2, o, nn::GroupNormConfig::default()),
             second: nn::conv3d(p / "second", o, o, 3, conv),
-            second_norm: nn::group_norm(p / "second_norm", 2, o, Default::default()),
+            second_norm: nn::group_norm(p / "second_norm", 2, o, nn::GroupNormConfig::default()),
         }
     }
 
@@ -115,13 +114,13 @@ struct HandUNet {
 }
 
 impl HandUNet {
-    fn new(p: &nn::Path<'_>, spec: &Spec) -> Result<Self, BackendError> {
+    fn new(p: &nn::Path<'_>, spec: &Spec) -> Self {
         let base = spec.base as i64;
         let padded = nn::ConvConfig {
             padding: 1,
             ..Default::default()
         };
-        Ok(Self {
+        Self {
             enc: nn::conv3d(
                 p / "enc",
                 spec.in_channels,
@@ -132,7 +131,7 @@ impl HandUNet {
                     ..padded
                 },
             ),
-            enc_norm: nn::group_norm(p / "enc_norm", base, base, Default::default()),
+            enc_norm: nn::group_norm(p / "enc_norm", base, base, nn::GroupNormConfig::default()),
             down: DoubleConv::new(&(p / "down"), spec.base, 2 * spec.base),
             up: nn::conv_transpose3d(
                 p / "up",
@@ -145,9 +144,9 @@ impl HandUNet {
                 },
             ),
             dec: nn::conv3d(p / "dec", 2 * base, base, 3, padded),
-            dec_norm: nn::batch_norm3d(p / "dec_norm", base, Default::default()),
-            head: nn::conv3d(p / "head", base, spec.classes, 1, Default::default()),
-        })
+            dec_norm: nn::batch_norm3d(p / "dec_norm", base, nn::BatchNormConfig::default()),
+            head: nn::conv3d(p / "head", base, spec.classes, 1, nn::ConvConfig::default()),
+        }
     }
 }
 
@@ -191,10 +190,8 @@ fn blocks() -> Batch {
         {
             let class = if (2 + i..9 + i).contains(&x) && (3..10).contains(&y) {
                 2
-            } else if (10..14).contains(&z) {
-                1
             } else {
-                0
+                i64::from((10..14).contains(&z))
             };
             *v = class as f32 * 0.5 + ((x * 7 + y * 3 + z) % 5) as f32 * 0.02;
             label[[x, y, z]] = class;
@@ -210,7 +207,7 @@ fn torch_declared_names_and_counts_equal_the_hand_written_network() {
     tch::manual_seed(7);
     let hand = TorchNetwork::new(
         Device::Cpu,
-        |p| HandUNet::new(p, &SPEC),
+        |p| Ok(HandUNet::new(p, &SPEC)),
         adam(1e-3),
         dice_ce(),
     )
@@ -264,7 +261,7 @@ fn torch_declared_forward_matches_the_hand_written_network() {
     tch::manual_seed(3);
     let mut hand = TorchNetwork::new(
         Device::Cpu,
-        |p| HandUNet::new(p, &SPEC),
+        |p| Ok(HandUNet::new(p, &SPEC)),
         adam(1e-3),
         dice_ce(),
     )
@@ -516,7 +513,6 @@ fn torch_declared_unet_learns_brain_tissue_on_mni_patches() {
     let corners: Vec<[usize; 3]> = [(17, 26), (33, 42)]
         .into_iter()
         .flat_map(|(x0, x1)| [[x0, 30, 20], [x0, 50, 40], [x1, 30, 40], [x1, 50, 20]])
-        .map(|[x, y, z]| [x, y, z])
         .collect();
     let batches: Vec<Batch> = corners
         .chunks(2)

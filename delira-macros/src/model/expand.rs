@@ -62,6 +62,8 @@ pub fn expand(model: &Model, item: &Item) -> TokenStream {
                 }
             }
 
+            // The options' defaults fill what the keywords leave out, which may be nothing.
+            #[allow(clippy::needless_update)]
             fn build(
                 __path: &#private::nn::Path<'_>,
                 #config_ident: &Self::Config,

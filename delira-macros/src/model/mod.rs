@@ -19,7 +19,7 @@ pub fn attribute(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error(),
     };
     let config = args.iter().find_map(|arg| match &arg.value {
-        parse::ArgValue::Type(ty) if arg.key == "config" => Some(ty.clone()),
+        parse::ArgValue::Type(ty) if arg.key == "config" => Some((**ty).clone()),
         _ => None,
     });
     let model = parse::parse_item(&item, &mut errors)

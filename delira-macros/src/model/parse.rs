@@ -23,7 +23,7 @@ pub enum ArgValue {
     /// `backend`, `input`, `target`, `output`: a string literal.
     Text(syn::LitStr),
     /// `config`: a type.
-    Type(Type),
+    Type(Box<Type>),
     /// A value that did not parse (already reported): the key counts as given.
     Invalid,
 }
@@ -86,7 +86,7 @@ pub fn parse_args(tokens: TokenStream, errors: &mut Errors) -> Vec<Arg> {
             value.parse::<Expr>()?;
             ArgValue::Invalid
         } else if key == "config" {
-            ArgValue::Type(value.parse()?)
+            ArgValue::Type(Box::new(value.parse()?))
         } else if value.peek(syn::LitStr) {
             ArgValue::Text(value.parse()?)
         } else {

@@ -351,7 +351,7 @@ fn keys(args: Vec<Arg>, errors: &mut Errors) -> Keys {
                 keys.invalid.push(name.clone());
                 false
             }
-            ("config", ArgValue::Type(ty)) => keys.config.replace(ty).is_some(),
+            ("config", ArgValue::Type(ty)) => keys.config.replace(*ty).is_some(),
             ("backend", ArgValue::Text(lit)) => keys.backend.replace(lit).is_some(),
             ("input", ArgValue::Text(lit)) => keys.input.replace(lit).is_some(),
             ("target", ArgValue::Text(lit)) => keys.target.replace(lit).is_some(),
@@ -408,10 +408,7 @@ fn backend(lit: Option<&LitStr>, errors: &mut Errors) -> Option<(&'static str, S
 }
 
 fn feature_enabled(backend: &str, span: Span, errors: &mut Errors) {
-    let enabled = match backend {
-        "torch" => cfg!(feature = "torch"),
-        _ => false,
-    };
+    let enabled = backend == "torch" && cfg!(feature = "torch");
     if !enabled {
         errors.at(
             span,
@@ -583,7 +580,12 @@ fn check_literal(kind: &str, param: Param, expr: &Expr, errors: &mut Errors) -> 
             "`{name}` of `{kind}` must be a string literal: {}",
             list(&PADDING_MODES.map(|m| m.0))
         )),
-        (_, None) => None,
+        (Class::Float, Some(Literal::Int(v))) if v < 0 => Some(format!(
+            "`{name}` of `{kind}` is {v}; use zero or a positive number"
+        )),
+        (_, None)
+        | (Class::Float, Some(Literal::Int(_) | Literal::Float))
+        | (Class::Bool, Some(Literal::Bool)) => None,
         (Class::Size | Class::Offset | Class::Index, Some(Literal::Int(v))) => {
             let least = i128::from(param.class == Class::Size);
             (v < least).then(|| {
@@ -600,12 +602,7 @@ fn check_literal(kind: &str, param: Param, expr: &Expr, errors: &mut Errors) -> 
         (Class::Size | Class::Offset | Class::Index, Some(_)) => {
             Some(format!("`{name}` of `{kind}` takes an integer"))
         }
-        (Class::Float, Some(Literal::Int(v))) if v < 0 => Some(format!(
-            "`{name}` of `{kind}` is {v}; use zero or a positive number"
-        )),
-        (Class::Float, Some(Literal::Int(_) | Literal::Float)) => None,
         (Class::Float, Some(_)) => Some(format!("`{name}` of `{kind}` takes a number")),
-        (Class::Bool, Some(Literal::Bool)) => None,
         (Class::Bool, Some(_)) => Some(format!("`{name}` of `{kind}` takes `true` or `false`")),
         (Class::Module, Some(_)) => Some(
             "`module` takes an expression that builds the sub-module, such as \

@@ -135,12 +135,11 @@ impl ModelSummary {
             .collect();
         let mut other = Vec::new();
         for (layer, mut variable) in variables {
-            match summary.iter_mut().find(|l| l.name == layer) {
-                Some(l) => l.variables.push(variable),
-                None => {
-                    variable.name = format!("{layer}.{}", variable.name);
-                    other.push(variable);
-                }
+            if let Some(l) = summary.iter_mut().find(|l| l.name == layer) {
+                l.variables.push(variable);
+            } else {
+                variable.name = format!("{layer}.{}", variable.name);
+                other.push(variable);
             }
         }
         if !other.is_empty() {
