@@ -565,3 +565,45 @@ fn torch_declared_unet_learns_brain_tissue_on_mni_patches() {
          {losses:.3?}"
     );
 }
+
+/// Layers named like the generated code's bindings.
+#[delira::model(backend = "torch", config = Spec)]
+pub struct Shadowing {
+    #[layer(linear(config.in_channels, config.base))]
+    config: nn::Linear,
+    #[layer(linear(config.base, config.classes, bias = false))]
+    r#type: nn::Linear,
+}
+
+impl TorchModel for Shadowing {
+    fn forward(&self, input: &Tensor, _train: bool) -> Tensor {
+        self.r#type.forward(&self.config.forward(input))
+    }
+}
+
+#[test]
+fn torch_declared_layer_names_do_not_hide_the_configuration() {
+    tch::set_num_threads(1);
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let model = Shadowing::new(&vs.root(), &SPEC).unwrap();
+    let mut names: Vec<(String, Vec<i64>)> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (name, t.size()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("config.bias".to_owned(), vec![4]),
+            ("config.weight".to_owned(), vec![4, 1]),
+            ("type.weight".to_owned(), vec![4, 4]),
+        ]
+    );
+    assert_eq!(
+        model
+            .forward(&Tensor::ones([2, 1], tch::kind::FLOAT_CPU), false)
+            .size(),
+        [2, 4]
+    );
+}

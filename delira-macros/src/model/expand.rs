@@ -4,6 +4,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::{Ident, Item, Type};
 
 use super::parse::is_layer;
@@ -32,7 +33,7 @@ pub fn expand(model: &Model, item: &Item) -> TokenStream {
     let name = ident.to_string();
     let config = config_type(model.config.as_ref());
     let infos = model.layers.iter().map(|layer| {
-        let name = layer.ident.to_string();
+        let name = layer.ident.unraw().to_string();
         let kind = layer.kind.name;
         let ty = type_text(&layer.ty);
         quote! {
@@ -40,7 +41,10 @@ pub fn expand(model: &Model, item: &Item) -> TokenStream {
         }
     });
     let builds = model.layers.iter().map(build_layer);
-    let idents = model.layers.iter().map(|l| &l.ident);
+    let fields = model.layers.iter().map(|l| {
+        let (field, local) = (&l.ident, local(&l.ident));
+        quote!(#field: #local)
+    });
     let (input, target, output) = (&model.input, &model.target, &model.output);
     let config_ident = Ident::new("config", Span::call_site());
     let private = quote!(::delira::__private::torch);
@@ -70,7 +74,7 @@ pub fn expand(model: &Model, item: &Item) -> TokenStream {
             ) -> ::core::result::Result<Self, #private::BackendError> {
                 let _ = #config_ident;
                 #(#builds)*
-                ::core::result::Result::Ok(Self { #(#idents),* })
+                ::core::result::Result::Ok(Self { #(#fields),* })
             }
         }
     };
@@ -80,6 +84,12 @@ pub fn expand(model: &Model, item: &Item) -> TokenStream {
         #declared
         #constructors
     }
+}
+
+/// The local holding a built layer: prefixed, so that a layer named `config` does not hide the
+/// configuration from the layers after it.
+fn local(field: &Ident) -> Ident {
+    format_ident!("__built_{}", field.unraw())
 }
 
 /// The configuration type, `()` when the model declares none.
@@ -110,7 +120,8 @@ fn type_text(ty: &Type) -> String {
 fn build_layer(layer: &Layer) -> TokenStream {
     let private = quote!(::delira::__private::torch);
     let (ident, ty) = (&layer.ident, &layer.ty);
-    let name = ident.to_string();
+    let name = ident.unraw().to_string();
+    let local = local(ident);
     let kind = layer.kind.name;
     let span = layer.kind_span;
     let path = quote!(&(__path / #name));
@@ -151,7 +162,7 @@ fn build_layer(layer: &Layer) -> TokenStream {
         }
     };
     quote! {
-        let #ident: #ty = {
+        let #local: #ty = {
             let __layer = #private::Layer::new(#name, #kind);
             #value
         };
