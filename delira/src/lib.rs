@@ -44,6 +44,7 @@ pub mod augment;
 pub mod backend;
 pub mod config;
 pub mod data;
+pub mod experiment;
 pub mod inference;
 pub mod io;
 pub mod logging;
