@@ -4,6 +4,7 @@ mod augment;
 mod backend;
 mod config;
 mod derive;
+mod experiment;
 mod inference;
 mod loader;
 mod logging_plots;

@@ -161,7 +161,7 @@ impl Summary {
     /// ];
     /// let csv = Summary::new("demo", folds).to_csv();
     /// // sd as Python's `statistics.stdev([0.25, 0.5])`
-/// assert_eq!(csv, "fold,dice,loss\n0,0.25,\n1,0.5,2\nmean,0.375,2\nsd,0.1767766952966369,\n");
+    /// assert_eq!(csv, "fold,dice,loss\n0,0.25,\n1,0.5,2\nmean,0.375,2\nsd,0.1767766952966369,\n");
     /// ```
     pub fn to_csv(&self) -> String {
         let names = self.metric_names();
