@@ -408,11 +408,12 @@ fn the_command_line_parses_every_command() {
     assert_eq!(parse(&["x", "report"]).unwrap(), Command::Report);
     assert!(parse(&["x", "train", "--fold", "-1"]).is_err());
     assert!(parse(&["x", "fit"]).is_err());
-    let cli = Cli::try_parse_from([
-        "x", "--set", "a=1", "train", "--set", "b=2", "--config", "c.toml",
-    ])
-    .unwrap();
-    assert_eq!(cli.options.set, ["a=1", "b=2"]);
+    // Global options go before or after the command (clap keeps the values of one side only,
+    // so all `--set`s belong on the same side).
+    let before = Cli::try_parse_from(["x", "--set", "a=1", "--set", "b=2", "train"]).unwrap();
+    assert_eq!(before.options.set, ["a=1", "b=2"]);
+    let cli = Cli::try_parse_from(["x", "train", "--set", "b=2", "--config", "c.toml"]).unwrap();
+    assert_eq!(cli.options.set, ["b=2"]);
     assert_eq!(cli.options.config, Some(PathBuf::from("c.toml")));
 }
 

@@ -38,7 +38,8 @@ pub struct RunOptions {
     /// A configuration file (TOML, YAML or JSON); keys it leaves out keep their declared values
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Changes one setting after `--config`, e.g. `--set loader.batch_size=8`; repeatable
+    /// Changes one setting after `--config`, e.g. `--set loader.batch_size=8`; repeatable (all
+    /// on the same side of the command)
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The folder that holds the runs
