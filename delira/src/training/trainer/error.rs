@@ -125,8 +125,8 @@ pub enum TrainError {
     },
     /// The checkpoint was written by a run with another configuration or other data.
     #[error(
-        "checkpoint `{path}` was written with a different {what} (fingerprint {saved} here \
-         {current}); resume with the same {what} or start a new run folder"
+        "checkpoint `{path}` was written with a different {what} fingerprint (`{saved}`, this run \
+         `{current}`); resume with the same {what} or start a new run folder"
     )]
     FingerprintMismatch {
         /// The checkpoint folder.
