@@ -19,5 +19,6 @@ mod training_callbacks;
 mod training_checkpoint;
 mod training_metrics;
 mod training_schedule;
+mod training_trainer;
 mod ui;
 mod wrappers;
