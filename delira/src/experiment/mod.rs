@@ -50,6 +50,7 @@ mod manifest;
 mod overrides;
 mod report;
 mod run;
+mod train;
 
 pub use cli::{Cli, Command, Experiment, Outcome, RunOptions, execute};
 pub use git::git_revision;
@@ -57,6 +58,7 @@ pub use manifest::{Fingerprint, Manifest};
 pub use overrides::{apply_overrides, config_keys, parse_assignment};
 pub use report::{FoldResult, MetricStats, Summary};
 pub use run::{RunDir, run_id_now};
+pub use train::{FoldJob, LoaderSettings, Settings, SinkKind, Transform};
 
 use std::path::PathBuf;
 
