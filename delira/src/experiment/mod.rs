@@ -44,8 +44,11 @@
 //! # std::fs::remove_dir_all(&base).unwrap();
 //! ```
 
+pub mod checks;
 mod cli;
 mod git;
+#[doc(hidden)]
+pub mod glue;
 mod manifest;
 mod overrides;
 mod report;
@@ -142,6 +145,14 @@ pub enum ExperimentError {
     NoResults {
         /// The run folder.
         path: PathBuf,
+    },
+    /// A declared part of the experiment (`data`, `model`, `test`) failed.
+    #[error("`{what}`: {message}")]
+    Declared {
+        /// The declaration's key.
+        what: &'static str,
+        /// Its error.
+        message: String,
     },
     /// The experiment itself failed (data, model or training), with the fold it failed in.
     #[error("fold {fold}: {message}")]
