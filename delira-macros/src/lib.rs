@@ -17,6 +17,7 @@
 
 mod dataset;
 mod diag;
+mod experiment;
 
 use proc_macro::TokenStream;
 
@@ -28,4 +29,10 @@ use proc_macro::TokenStream;
 pub fn derive_dataset(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     dataset::derive(&input).into()
+}
+
+/// Declares an experiment; see `delira::experiment!` for the documentation.
+#[proc_macro]
+pub fn experiment(input: TokenStream) -> TokenStream {
+    experiment::experiment(input.into()).into()
 }

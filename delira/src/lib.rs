@@ -59,6 +59,12 @@ pub mod training;
 /// return a [`data::SubjectDataset`] that does.
 pub use delira_macros::Dataset;
 
+/// Declares an experiment: data, model, split, training settings; generates its typed
+/// configuration, `run`/`kfold`/`resume`/`test`, a command line and a test module.
+///
+#[cfg_attr(not(doctest), doc = include_str!("../../delira-macros/doc/experiment.md"))]
+pub use delira_macros::experiment;
+
 /// The examples of `#[derive(Dataset)]`'s documentation, run as doctests of this crate: the macro
 /// crate cannot depend on the runtime that its examples use.
 #[cfg(doctest)]
@@ -73,6 +79,32 @@ pub mod __private {
     pub use ::std::string::String;
     pub use ::std::vec;
     pub use ::std::vec::Vec;
+
+    /// What `experiment!{}` generates code against.
+    pub mod rt {
+        pub use crate::backend::{
+            AdamConfig, AdamWConfig, BceWithLogitsConfig, CrossEntropyConfig, DiceCeConfig,
+            DiceConfig, FocalConfig, LossConfig, Network, OptimizerConfig, SgdConfig,
+        };
+        pub use crate::data::split::{
+            HoldoutConfig, KFoldConfig, Split, SplitConfig, SplitTargets, ValidationConfig,
+            ValidationSize,
+        };
+        pub use crate::data::{Batch, Dataset, Sample};
+        pub use crate::experiment::glue::*;
+        pub use crate::experiment::{
+            Cli, Command, Experiment, ExperimentError, Fingerprint, FoldJob, FoldResult,
+            LoaderSettings, Outcome, RunDir, RunOptions, Settings, SinkKind, Summary, Transform,
+            checks, execute, execute_with,
+        };
+        pub use crate::training::checkpoint::CheckpointPolicy;
+        pub use crate::training::{Metric, Mode, MonitorConfig};
+        pub use ::clap;
+        pub use ::serde;
+        pub use ::std::boxed::Box;
+        pub use ::std::collections::BTreeMap;
+        pub use ::std::sync::Arc;
+    }
 
     pub use crate::augment::{Augmentable, SpatialField};
     pub use crate::data::subjects::load_field;

@@ -2,7 +2,7 @@
 //! grammar, every span kept. A mistake in one entry is recorded and parsing goes on with the next,
 //! so one compile shows every mistake.
 
-use proc_macro2::{Span, TokenTree};
+use proc_macro2::TokenTree;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, LitInt, Token, braced, bracketed, parenthesized};
@@ -296,8 +296,7 @@ fn parse_sinks(input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
     let mut sinks = Vec::new();
     while !content.is_empty() {
         let lookahead = content.lookahead1();
-        if lookahead.peek(kw::csv) || lookahead.peek(kw::jsonl) || lookahead.peek(kw::tensorboard)
-        {
+        if lookahead.peek(kw::csv) || lookahead.peek(kw::jsonl) || lookahead.peek(kw::tensorboard) {
             sinks.push(content.parse()?);
         } else {
             return Err(lookahead.error());
@@ -383,13 +382,10 @@ impl Parse for Monitor {
         content.parse::<Token![.]>()?;
         let metric: Ident = content.parse()?;
         if !content.is_empty() {
-            return Err(content.error("expected `)` after the metric, as in `max(valid.dice_mean)`"));
+            return Err(
+                content.error("expected `)` after the metric, as in `max(valid.dice_mean)`")
+            );
         }
         Ok(Self { mode, part, metric })
     }
-}
-
-/// The span of the macro call, for what is missing.
-pub fn call_site() -> Span {
-    Span::call_site()
 }

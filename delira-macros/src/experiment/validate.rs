@@ -126,15 +126,27 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
     let monitor = s.monitor.map(|m| monitor(&m, errors));
     joint_rules(&s.early_stopping, &monitor, split.as_ref(), errors);
 
-    let name = required(s.name, "name", "name the experiment: `name: brain_tissue`", errors);
-    let data = required(s.data, "data", "declare the dataset: `data: patches()?`", errors);
+    let name = required(
+        s.name,
+        "name",
+        "name the experiment: `name: brain_tissue`",
+        errors,
+    );
+    let data = required(
+        s.data,
+        "data",
+        "declare the dataset: `data: patches()?`",
+        errors,
+    );
     let model = required(
         s.model,
         "model",
         "declare the network: `model: |config| MyNet::new(config.optimizer.clone())`",
         errors,
     );
-    let backend = s.backend.map_or_else(|| "native".to_owned(), |b| b.to_string());
+    let backend = s
+        .backend
+        .map_or_else(|| "native".to_owned(), |b| b.to_string());
     let (overfit_steps, overfit_loss) = overfit_settings(overfit);
     Some(Experiment {
         name: name?,
@@ -191,10 +203,16 @@ fn checked_fields(
         if !valid.contains(&key.as_str()) {
             errors.at(
                 field.key.span(),
-                format!("unknown `{what}` option `{key}`; expected one of {}", listed(valid)),
+                format!(
+                    "unknown `{what}` option `{key}`; expected one of {}",
+                    listed(valid)
+                ),
             );
         } else if seen.contains(&key) {
-            errors.at(field.key.span(), format!("`{what}` option `{key}` is given twice; keep one"));
+            errors.at(
+                field.key.span(),
+                format!("`{what}` option `{key}` is given twice; keep one"),
+            );
         }
         seen.push(key);
     }
@@ -224,7 +242,11 @@ fn named_only(call: Call, what: &str, errors: &mut Errors) -> (Ident, Vec<Field>
 }
 
 fn split(call: Call, errors: &mut Errors) -> Option<Split> {
-    let what = if call.name == "kfold" { "the number of folds, `kfold(5)`" } else { "the test fraction, `holdout(0.2)`" };
+    let what = if call.name == "kfold" {
+        "the number of folds, `kfold(5)`"
+    } else {
+        "the test fraction, `holdout(0.2)`"
+    };
     if call.positional.len() > 1 {
         errors.at(
             syn::spanned::Spanned::span(&call.positional[1]),
@@ -236,7 +258,10 @@ fn split(call: Call, errors: &mut Errors) -> Option<Split> {
         && let syn::Lit::Int(k) = &lit.lit
         && k.base10_parse::<u64>().is_ok_and(|k| k < 2)
     {
-        errors.at(k.span(), format!("k-fold needs at least 2 folds, got {k}; use `holdout(0.2)` for one split"));
+        errors.at(
+            k.span(),
+            format!("k-fold needs at least 2 folds, got {k}; use `holdout(0.2)` for one split"),
+        );
     }
     let mut split = Split {
         kind: call.name,
@@ -260,13 +285,20 @@ fn split(call: Call, errors: &mut Errors) -> Option<Split> {
                 };
                 errors.at(
                     field.key.span(),
-                    format!("unknown `{}` option `{other}`; expected one of {}", split.kind, listed(valid)),
+                    format!(
+                        "unknown `{}` option `{other}`; expected one of {}",
+                        split.kind,
+                        listed(valid)
+                    ),
                 );
                 continue;
             }
         };
         if slot.is_some() {
-            errors.at(field.key.span(), format!("`{}` is given twice; keep one", field.key));
+            errors.at(
+                field.key.span(),
+                format!("`{}` is given twice; keep one", field.key),
+            );
         }
         *slot = Some(field.value);
     }
@@ -284,7 +316,10 @@ fn unique_sinks(sinks: Vec<Ident>, errors: &mut Errors) -> Vec<Ident> {
     for sink in &sinks {
         let name = sink.to_string();
         if seen.contains(&name) {
-            errors.at(sink.span(), format!("sink `{name}` is listed twice; keep one"));
+            errors.at(
+                sink.span(),
+                format!("sink `{name}` is listed twice; keep one"),
+            );
         }
         seen.push(name);
     }
@@ -296,7 +331,9 @@ fn monitor(monitor: &Monitor, errors: &mut Errors) -> Option<(Ident, String)> {
     if part != "train" && part != "valid" {
         errors.at(
             monitor.part.span(),
-            format!("unknown part `{part}`; expected `train` or `valid`, as in `max(valid.dice_mean)`"),
+            format!(
+                "unknown part `{part}`; expected `train` or `valid`, as in `max(valid.dice_mean)`"
+            ),
         );
         return None;
     }
@@ -315,7 +352,9 @@ fn joint_rules(
             "`early_stopping` needs a metric to watch; add `monitor: min(valid.loss)` or similar",
         );
     }
-    let has_validation = split.and_then(Option::as_ref).is_some_and(|s| s.validation.is_some());
+    let has_validation = split
+        .and_then(Option::as_ref)
+        .is_some_and(|s| s.validation.is_some());
     if let Some(Some((mode, metric))) = monitor
         && metric.starts_with("valid/")
         && !has_validation
@@ -341,4 +380,3 @@ fn overfit_settings(fields: Vec<Field>) -> (Option<Expr>, Option<Expr>) {
     }
     (steps, loss)
 }
-

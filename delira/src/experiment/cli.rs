@@ -173,7 +173,28 @@ pub enum Outcome {
 /// be absent or agree with it).
 pub fn execute<E: Experiment>(experiment: &E, cli: &Cli) -> Result<Outcome, ExperimentError> {
     let options = &cli.options;
+    let explicit = options.config.is_some() || !options.set.is_empty();
     let config = options.resolve(experiment.declared())?;
+    run_command(experiment, config, explicit, cli)
+}
+
+/// [`execute`] with a configuration made in code (`--config` and `--set` of `cli` are not
+/// read): a new run pins it, an existing run must have been started with the same.
+pub fn execute_with<E: Experiment>(
+    experiment: &E,
+    config: E::Config,
+    cli: &Cli,
+) -> Result<Outcome, ExperimentError> {
+    run_command(experiment, config, true, cli)
+}
+
+fn run_command<E: Experiment>(
+    experiment: &E,
+    config: E::Config,
+    explicit: bool,
+    cli: &Cli,
+) -> Result<Outcome, ExperimentError> {
+    let options = &cli.options;
     if cli.command == Command::Config {
         return Ok(Outcome::Config(as_toml(&config)?));
     }
@@ -184,8 +205,7 @@ pub fn execute<E: Experiment>(experiment: &E, cli: &Cli) -> Result<Outcome, Expe
         }
         _ => RunDir::open(&options.runs, experiment.name(), options.run_id.as_deref())?,
     };
-    let changed_settings = options.config.is_some() || !options.set.is_empty();
-    let config = if changed_settings || !run.config_path().is_file() {
+    let config = if explicit || !run.config_path().is_file() {
         run.pin_config(&config)?;
         config
     } else {

@@ -87,3 +87,110 @@ pub fn data_error(error: &dyn Display) -> ExperimentError {
         message: error.to_string(),
     }
 }
+
+/// Takes an `augment:` transform of the samples of `data`.
+pub fn transform_for<D, F>(data: &D, augment: F) -> Transform<D::Item>
+where
+    D: crate::data::Dataset + ?Sized,
+    F: Fn(D::Item, &mut Stream) -> Result<D::Item, DataError> + Send + Sync + 'static,
+{
+    let _ = data;
+    std::sync::Arc::new(augment)
+}
+
+/// Writes `fold-K/test.json`.
+pub fn write_test_metrics(
+    dir: &std::path::Path,
+    metrics: &BTreeMap<String, f64>,
+) -> Result<(), ExperimentError> {
+    let path = dir.join("test.json");
+    let text = serde_json::to_string_pretty(metrics).map_err(|e| ExperimentError::Damaged {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    crate::io::write_atomically(&path, text.as_bytes()).map_err(ExperimentError::io(&path))
+}
+
+/// The result of the fold a `train` or `resume` command trained.
+pub fn first_fold(
+    outcome: super::Outcome,
+    fold: usize,
+) -> Result<super::FoldResult, ExperimentError> {
+    match outcome {
+        super::Outcome::Trained { folds, .. } => folds.into_iter().next(),
+        _ => None,
+    }
+    .ok_or(ExperimentError::NoSuchFold { fold, folds: 0 })
+}
+
+/// The summary a `kfold` command wrote.
+pub fn summary_of(
+    outcome: super::Outcome,
+    runs: &std::path::Path,
+) -> Result<super::Summary, ExperimentError> {
+    match outcome {
+        super::Outcome::Trained {
+            summary: Some(summary),
+            ..
+        } => Ok(summary),
+        _ => Err(ExperimentError::NoResults {
+            path: runs.to_owned(),
+        }),
+    }
+}
+
+/// An error with its causes, one per line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Prints what a command did, or its error, and gives the exit code.
+pub fn finish(result: Result<super::Outcome, String>) -> std::process::ExitCode {
+    match result {
+        Ok(outcome) => {
+            println!("{}", describe(&outcome));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A few lines on what a command did.
+pub fn describe(outcome: &super::Outcome) -> String {
+    match outcome {
+        super::Outcome::Trained {
+            run,
+            folds,
+            summary,
+        } => {
+            let mut text = format!("run {}", run.display());
+            for fold in folds {
+                let metrics: Vec<String> = fold
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                text.push_str(&format!("\nfold {}: {}", fold.fold, metrics.join(", ")));
+            }
+            if let Some(summary) = summary {
+                text.push('\n');
+                text.push_str(&summary.to_markdown(&[]));
+            }
+            text
+        }
+        super::Outcome::Predicted { dir } => {
+            format!("test metrics in {}", dir.join("test.json").display())
+        }
+        super::Outcome::Reported(summary) => summary.to_markdown(&[]),
+        super::Outcome::Config(text) => text.clone(),
+    }
+}

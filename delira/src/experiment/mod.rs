@@ -55,7 +55,7 @@ mod report;
 mod run;
 mod train;
 
-pub use cli::{Cli, Command, Experiment, Outcome, RunOptions, execute};
+pub use cli::{Cli, Command, Experiment, Outcome, RunOptions, execute, execute_with};
 pub use git::git_revision;
 pub use manifest::{Fingerprint, Manifest};
 pub use overrides::{apply_overrides, config_keys, parse_assignment};
