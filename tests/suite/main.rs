@@ -5,6 +5,7 @@ mod backend;
 mod config;
 mod derive;
 mod experiment;
+mod experiment_macro;
 mod inference;
 mod loader;
 mod logging_plots;
