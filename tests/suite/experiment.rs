@@ -62,7 +62,7 @@ struct Toy;
 impl Experiment for Toy {
     type Config = Settings;
 
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "toy"
     }
 

@@ -11,7 +11,8 @@ use delira::training::metrics::Accuracy;
 use ndarray::{ArrayD, arr0};
 
 /// 24 points in two classes on either side of x0 + x1 = 0 (so a linear classifier separates
-/// them), grouped in 4 blocks of 6 by index.
+/// them), grouped in 4 blocks of 6 by index. Fallible like a real loader, to show `data: f()?`.
+#[allow(clippy::unnecessary_wraps)]
 fn points()
 -> Result<FnDataset<impl Fn(usize) -> Result<Record, DataError> + Send + Sync>, DataError> {
     Ok(FnDataset::new(24, |i: usize| {

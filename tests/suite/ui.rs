@@ -38,7 +38,10 @@ fn dataset_diagnostics() {
 #[test]
 fn experiment_diagnostics() {
     let (pass, fail) = cases("tests/ui/experiment");
-    assert!(fail.len() >= 9, "the compile-fail cases went missing: {fail:?}");
+    assert!(
+        fail.len() >= 9,
+        "the compile-fail cases went missing: {fail:?}"
+    );
     let t = trybuild::TestCases::new();
     for case in &pass {
         t.pass(case);

@@ -168,25 +168,22 @@ fn declared_settings(e: &Experiment) -> TokenStream {
             "focal" => Some(("Focal", "FocalConfig")),
             _ => None,
         };
-        match pair {
-            Some((variant, config)) => {
-                let variant = format_ident!("{}", variant, span = kind.span());
-                let config = format_ident!("{}", config, span = kind.span());
-                let body = fields(args, &quote!(__c));
-                sets.push(quote! {
-                    let mut __c = <__rt::#config as ::core::default::Default>::default();
-                    #body
-                    __s.loss = __rt::LossConfig::#variant(__c);
-                });
-            }
-            None => {
-                let variant = if kind == "mse" {
-                    quote!(Mse)
-                } else {
-                    quote!(L1)
-                };
-                sets.push(quote! { __s.loss = __rt::LossConfig::#variant; });
-            }
+        if let Some((variant, config)) = pair {
+            let variant = format_ident!("{}", variant, span = kind.span());
+            let config = format_ident!("{}", config, span = kind.span());
+            let body = fields(args, &quote!(__c));
+            sets.push(quote! {
+                let mut __c = <__rt::#config as ::core::default::Default>::default();
+                #body
+                __s.loss = __rt::LossConfig::#variant(__c);
+            });
+        } else {
+            let variant = if kind == "mse" {
+                quote!(Mse)
+            } else {
+                quote!(L1)
+            };
+            sets.push(quote! { __s.loss = __rt::LossConfig::#variant; });
         }
     }
     if let Some(schedule) = &e.schedule {
@@ -224,16 +221,18 @@ fn declared_settings(e: &Experiment) -> TokenStream {
 fn split_config(split: &Split) -> TokenStream {
     let group = split.groups.is_some();
     let stratify = split.labels.is_some();
-    let validation = match &split.validation {
-        Some(v) => quote_spanned! {v.span()=>
-            ::core::option::Option::Some(__rt::ValidationConfig {
-                size: __rt::ValidationSize::Fraction(#v),
-                stratify: #stratify,
-                group: #group,
-            })
+    let validation = split.validation.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |v| {
+            quote_spanned! {v.span()=>
+                ::core::option::Option::Some(__rt::ValidationConfig {
+                    size: __rt::ValidationSize::Fraction(#v),
+                    stratify: #stratify,
+                    group: #group,
+                })
+            }
         },
-        None => quote!(::core::option::Option::None),
-    };
+    );
     if split.kind == "holdout" {
         let fraction = split
             .size
@@ -320,12 +319,14 @@ fn make_split(e: &Experiment) -> TokenStream {
 }
 
 fn make_augment(e: &Experiment) -> TokenStream {
-    match &e.augment {
-        Some(a) => quote_spanned! {a.span()=>
-            ::core::option::Option::Some(__rt::transform_for(&*__data, #a))
+    e.augment.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |a| {
+            quote_spanned! {a.span()=>
+                ::core::option::Option::Some(__rt::transform_for(&*__data, #a))
+            }
         },
-        None => quote!(::core::option::Option::None),
-    }
+    )
 }
 
 fn make_metrics(e: &Experiment) -> TokenStream {
@@ -369,15 +370,16 @@ fn items(e: &Experiment) -> TokenStream {
         },
         None => quote!(),
     };
-    let predict_metrics = match &e.test {
-        Some(test) => quote_spanned! {test.span()=>
+    let predict_metrics = if let Some(test) = &e.test {
+        quote_spanned! {test.span()=>
             __rt::test_with(__trainer.network_mut(), &*__job.data, &__job.indices.test, #test)?
-        },
-        None => quote! {{
+        }
+    } else {
+        quote! {{
             let __loader = __job.loader(&__job.indices.test, false)?;
             __trainer.evaluate(&__loader).map_err(|e| __rt::ExperimentError::Fold {
                 fold: __fold, message: e.to_string() })?
-        }},
+        }}
     };
     quote! {
         fn fingerprint(len: usize) -> ::std::string::String {
@@ -527,6 +529,8 @@ fn items(e: &Experiment) -> TokenStream {
     }
 }
 
+// A code template: long by nature, one test after the other.
+#[allow(clippy::too_many_lines)]
 fn tests(e: &Experiment) -> TokenStream {
     let load_data = load_data(e);
     let make_model = make_model(e);

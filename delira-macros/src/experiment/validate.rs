@@ -115,6 +115,7 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
     let optimizer = s.optimizer.map(|c| named_only(c, "optimizer", errors));
     let loss = s.loss.map(|c| named_only(c, "loss", errors));
     let split = s.split.map(|c| split(c, errors));
+    let monitor_declared = s.monitor.is_some();
     let sinks = s.sinks.map(|sinks| unique_sinks(sinks, errors));
     for (key, lit) in [("epochs", &s.epochs), ("early_stopping", &s.early_stopping)] {
         if let Some(lit) = lit
@@ -123,8 +124,14 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
             errors.at(lit.span(), format!("`{key}` is 0; give 1 or more"));
         }
     }
-    let monitor = s.monitor.map(|m| monitor(&m, errors));
-    joint_rules(&s.early_stopping, &monitor, split.as_ref(), errors);
+    let monitor = s.monitor.and_then(|m| monitor(&m, errors));
+    joint_rules(
+        s.early_stopping.as_ref(),
+        monitor_declared,
+        monitor.as_ref(),
+        split.as_ref(),
+        errors,
+    );
 
     let name = required(
         s.name,
@@ -153,14 +160,14 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
         backend,
         data: data?,
         model: model?,
-        split: split.unwrap_or_else(default_split)?,
+        split: split.unwrap_or_else(default_split),
         loader,
         augment: s.augment,
         optimizer,
         schedule: s.schedule,
         loss,
         metrics: s.metrics.unwrap_or_default(),
-        monitor: monitor.flatten(),
+        monitor,
         early_stopping: s.early_stopping,
         epochs: s.epochs,
         seed: s.seed,
@@ -179,15 +186,15 @@ fn required<T>(slot: Option<T>, key: &str, fix: &str, errors: &mut Errors) -> Op
     slot
 }
 
-fn default_split() -> Option<Split> {
-    Some(Split {
+fn default_split() -> Split {
+    Split {
         kind: Ident::new("kfold", Span::call_site()),
         size: None,
         groups: None,
         labels: None,
         validation: None,
         shuffle: None,
-    })
+    }
 }
 
 fn checked_fields(
@@ -241,7 +248,7 @@ fn named_only(call: Call, what: &str, errors: &mut Errors) -> (Ident, Vec<Field>
     (call.name, call.named)
 }
 
-fn split(call: Call, errors: &mut Errors) -> Option<Split> {
+fn split(call: Call, errors: &mut Errors) -> Split {
     let what = if call.name == "kfold" {
         "the number of folds, `kfold(5)`"
     } else {
@@ -308,7 +315,7 @@ fn split(call: Call, errors: &mut Errors) -> Option<Split> {
             "a split is grouped or stratified, not both; keep `groups` or `labels`",
         );
     }
-    Some(split)
+    split
 }
 
 fn unique_sinks(sinks: Vec<Ident>, errors: &mut Errors) -> Vec<Ident> {
@@ -341,21 +348,20 @@ fn monitor(monitor: &Monitor, errors: &mut Errors) -> Option<(Ident, String)> {
 }
 
 fn joint_rules(
-    early_stopping: &Option<LitInt>,
-    monitor: &Option<Option<(Ident, String)>>,
-    split: Option<&Option<Split>>,
+    early_stopping: Option<&LitInt>,
+    monitor_declared: bool,
+    monitor: Option<&(Ident, String)>,
+    split: Option<&Split>,
     errors: &mut Errors,
 ) {
-    if let (Some(patience), None) = (early_stopping, monitor) {
+    if let (Some(patience), false) = (early_stopping, monitor_declared) {
         errors.at(
             patience.span(),
             "`early_stopping` needs a metric to watch; add `monitor: min(valid.loss)` or similar",
         );
     }
-    let has_validation = split
-        .and_then(Option::as_ref)
-        .is_some_and(|s| s.validation.is_some());
-    if let Some(Some((mode, metric))) = monitor
+    let has_validation = split.is_some_and(|s| s.validation.is_some());
+    if let Some((mode, metric)) = monitor
         && metric.starts_with("valid/")
         && !has_validation
     {

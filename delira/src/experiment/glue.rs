@@ -2,7 +2,7 @@
 //! types and turn the user's values into the runtime's. Not a public API.
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
 
 use super::{ExperimentError, Transform};
 use crate::backend::Network;
@@ -144,7 +144,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = format!("error: {error}");
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        let _ = write!(text, "\n  caused by: {cause}");
         source = cause.source();
     }
     text
@@ -179,7 +179,7 @@ pub fn describe(outcome: &super::Outcome) -> String {
                     .iter()
                     .map(|(k, v)| format!("{k} {v:.4}"))
                     .collect();
-                text.push_str(&format!("\nfold {}: {}", fold.fold, metrics.join(", ")));
+                let _ = write!(text, "\nfold {}: {}", fold.fold, metrics.join(", "));
             }
             if let Some(summary) = summary {
                 text.push('\n');
