@@ -19,6 +19,7 @@ mod torch_models;
 mod training_callbacks;
 mod training_checkpoint;
 mod training_metrics;
+mod training_resume;
 mod training_schedule;
 mod training_trainer;
 mod ui;
