@@ -48,21 +48,28 @@ impl RunDir {
         })
     }
 
-    /// Opens the existing run `id` of `experiment` under `base`, or its newest run (the greatest
-    /// folder name, which for timestamps is the latest) when `id` is `None`.
+    /// Opens the existing run `id` of `experiment` under `base`, or its newest run when `id` is
+    /// `None`: the one whose manifest was created last (folder names break ties, and order runs
+    /// without a manifest, before those with one).
     pub fn open(base: &Path, experiment: &str, id: Option<&str>) -> Result<Self, ExperimentError> {
         let parent = base.join(experiment);
         let root = if let Some(id) = id {
             parent.join(id)
         } else {
             let entries = std::fs::read_dir(&parent).map_err(ExperimentError::io(&parent))?;
-            let mut names: Vec<String> = entries
+            let mut names: Vec<(String, String)> = entries
                 .filter_map(Result::ok)
                 .filter(|e| e.path().is_dir())
                 .filter_map(|e| e.file_name().into_string().ok())
+                .map(|name| {
+                    let created = Manifest::load(&parent.join(&name).join("manifest.json"))
+                        .map(|m| m.created)
+                        .unwrap_or_default();
+                    (created, name)
+                })
                 .collect();
             names.sort();
-            let newest = names.pop().ok_or_else(|| ExperimentError::Io {
+            let (_, newest) = names.pop().ok_or_else(|| ExperimentError::Io {
                 path: parent.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no run folder"),
             })?;
