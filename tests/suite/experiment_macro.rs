@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use delira::data::Dataset;
-use delira::data::{DataError, FnDataset, Record};
+use delira::data::{DataError, FnDataset, Record, Value};
 use delira::experiment::Outcome;
+use delira::random::Stream;
 use delira::testing::LinearNetwork;
 use delira::training::metrics::Accuracy;
 use ndarray::{ArrayD, arr0};
@@ -43,6 +44,16 @@ delira::experiment! {
     checkpoint: { keep_last: 1 },
     sinks: [csv],
     overfit: { steps: 200, loss: 0.1 },
+    augment: jitter,
+}
+
+/// Moves a point by up to ±0.05 on each axis, from the sample's own stream.
+fn jitter(sample: Record, stream: &mut Stream) -> Result<Record, DataError> {
+    let (Some(Value::F32(x)), Some(y)) = (sample.get("x"), sample.get("y")) else {
+        return Err(DataError::Other("a point needs `x` and `y`".to_owned()));
+    };
+    let moved = x.mapv(|v| v + stream.uniform(-0.05, 0.05) as f32);
+    Ok(Record::new().with("x", moved).with("y", y.clone()))
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
