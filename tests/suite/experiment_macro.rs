@@ -47,7 +47,9 @@ delira::experiment! {
     augment: jitter,
 }
 
-/// Moves a point by up to ±0.05 on each axis, from the sample's own stream.
+/// Moves a point by up to ±0.05 on each axis, from the sample's own stream (a transform takes
+/// the sample by value).
+#[allow(clippy::needless_pass_by_value)]
 fn jitter(sample: Record, stream: &mut Stream) -> Result<Record, DataError> {
     let (Some(Value::F32(x)), Some(y)) = (sample.get("x"), sample.get("y")) else {
         return Err(DataError::Other("a point needs `x` and `y`".to_owned()));

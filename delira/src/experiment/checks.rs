@@ -204,9 +204,137 @@ mod tests {
     use super::*;
     use crate::data::split;
 
+    use crate::data::Record;
+    use ndarray::{ArrayD, IxDyn};
+
     #[test]
     fn splits_made_by_delira_partition() {
         folds_partition(&split::kfold(10, 3, 1).unwrap()).unwrap();
         folds_partition(&split::holdout(10, 0.3, 1).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_sample_in_two_folds_tests_is_found() {
+        // `Split::new` refuses such folds; a file edited by hand can still hold them.
+        let mut value = serde_json::to_value(split::kfold(4, 2, 1).unwrap()).unwrap();
+        let first = value["folds"][0].clone();
+        value["folds"][1] = first.clone();
+        let split: Split = serde_json::from_value(value).unwrap();
+        let tested_twice = first["test"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(0));
+        let err = folds_partition(&split).unwrap_err();
+        let times = if tested_twice { 2 } else { 0 };
+        assert_eq!(err, format!("sample 0 is tested in {times} folds, not 1"));
+
+        let mut value = serde_json::to_value(split::kfold(4, 2, 1).unwrap()).unwrap();
+        value["folds"][0]["train"] = serde_json::json!([]);
+        let split: Split = serde_json::from_value(value).unwrap();
+        assert!(
+            folds_partition(&split)
+                .unwrap_err()
+                .contains("is in no part")
+        );
+    }
+
+    fn image_and_labels() -> Record {
+        Record::new()
+            .with(
+                "image",
+                ArrayD::from_shape_fn(IxDyn(&[1, 2, 3]), |i| (i[1] * 3 + i[2]) as f32),
+            )
+            .with(
+                "labels",
+                ArrayD::from_shape_fn(IxDyn(&[2, 3]), |i| (i[0] + i[1]) as i64 % 2),
+            )
+    }
+
+    fn field(record: &Record, name: &str) -> Value {
+        record.get(name).cloned().unwrap()
+    }
+
+    #[test]
+    fn alignment_holds_for_a_joint_flip_and_fails_for_three_mistakes() {
+        // Flipping both along the last axis keeps them aligned.
+        let flip = |r: Record, _: &mut Stream| {
+            let (Value::F32(i), Value::I64(l)) = (field(&r, "image"), field(&r, "labels")) else {
+                unreachable!()
+            };
+            let mut i = i;
+            let mut l = l;
+            i.invert_axis(ndarray::Axis(2));
+            l.invert_axis(ndarray::Axis(1));
+            Ok(Record::new().with("image", i).with("labels", l))
+        };
+        augmentation_keeps_alignment(&image_and_labels(), &flip, 1).unwrap();
+
+        // The label map cropped: no longer on the image's grid.
+        let crop = |r: Record, _: &mut Stream| {
+            let Value::I64(l) = field(&r, "labels") else {
+                unreachable!()
+            };
+            let cropped = l.slice(ndarray::s![.., 0..2]).to_owned().into_dyn();
+            Ok(Record::new()
+                .with("image", field(&r, "image"))
+                .with("labels", cropped))
+        };
+        let err = augmentation_keeps_alignment(&image_and_labels(), &crop, 1).unwrap_err();
+        assert_eq!(
+            err,
+            "after augmentation: `image` has spatial shape [2, 3] but `labels` has [2, 2]"
+        );
+
+        // Labels interpolated: a value appears that no voxel held.
+        let blur = |r: Record, _: &mut Stream| {
+            let Value::I64(l) = field(&r, "labels") else {
+                unreachable!()
+            };
+            Ok(Record::new()
+                .with("image", field(&r, "image"))
+                .with("labels", l.mapv(|v| v * 2)))
+        };
+        let err = augmentation_keeps_alignment(&image_and_labels(), &blur, 1).unwrap_err();
+        assert_eq!(
+            err,
+            "label map `labels` took the value 2, which it did not hold before"
+        );
+
+        // Not a function of the stream.
+        let calls = std::sync::atomic::AtomicU64::new(0);
+        let drift = |r: Record, _: &mut Stream| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Value::F32(i) = field(&r, "image") else {
+                unreachable!()
+            };
+            Ok(Record::new()
+                .with("image", i.mapv(|v| v + n as f32))
+                .with("labels", field(&r, "labels")))
+        };
+        let err = augmentation_keeps_alignment(&image_and_labels(), &drift, 1).unwrap_err();
+        assert_eq!(err, "the same stream gave two different augmentations");
+    }
+
+    #[test]
+    fn a_network_that_does_not_learn_fails_the_overfit_check() {
+        use crate::testing::LinearNetwork;
+        let batch = crate::data::Batch::collate([0_i64, 1].map(|y| {
+            Record::new()
+                .with("x", ArrayD::from_elem(IxDyn(&[2]), 1.0_f32))
+                .with("y", ndarray::arr0(y).into_dyn())
+        }))
+        .unwrap();
+        // The same input with both labels: the loss cannot fall below ln 2.
+        let mut net = LinearNetwork::classifier(2, 2, 1).with_sgd(0.5, 0.0);
+        let err = overfit_one_batch(&mut net, &batch, 20, Some(0.5)).unwrap_err();
+        assert!(
+            err.starts_with("after 20 steps on one batch the loss is 0.69"),
+            "{err}"
+        );
+
+        let mut a = LinearNetwork::classifier(2, 2, 1);
+        let mut b = LinearNetwork::classifier(2, 2, 2);
+        let err = seeded_runs_repeat(&mut a, &mut b, &[batch]).unwrap_err();
+        assert!(err.starts_with("step 0: losses"), "{err}");
     }
 }
