@@ -375,11 +375,7 @@ fn items(e: &Experiment) -> TokenStream {
             __rt::test_with(__trainer.network_mut(), &*__job.data, &__job.indices.test, #test)?
         }
     } else {
-        quote! {{
-            let __loader = __job.loader(&__job.indices.test, false)?;
-            __trainer.evaluate(&__loader).map_err(|e| __rt::ExperimentError::Fold {
-                fold: __fold, message: e.to_string() })?
-        }}
+        quote! { __job.evaluate_test(&mut __trainer)? }
     };
     quote! {
         fn fingerprint(len: usize) -> ::std::string::String {
@@ -444,8 +440,7 @@ fn items(e: &Experiment) -> TokenStream {
                 #load_data
                 #plain_job
                 #make_model
-                let mut __trainer = __job.trainer(__net, #metrics)?;
-                __trainer.load_best().map_err(|e| __rt::ExperimentError::Fold { fold: __fold, message: e.to_string() })?;
+                let mut __trainer = __job.best(__net, #metrics)?;
                 let __metrics: __rt::BTreeMap<::std::string::String, f64> = #predict_metrics;
                 __rt::write_test_metrics(__dir, &__metrics)
             }

@@ -247,13 +247,31 @@ where
         if report.best.is_some() {
             trainer.load_best().map_err(|e| self.failed(&e))?;
         }
-        let metrics = if self.indices.test.is_empty() {
-            BTreeMap::new()
-        } else {
-            let test = self.loader(&self.indices.test, false)?;
-            trainer.evaluate(&test).map_err(|e| self.failed(&e))?
-        };
+        let metrics = self.evaluate_test(&mut trainer)?;
         Ok((fold_result(self.fold, metrics, &report), trainer))
+    }
+
+    /// A trainer holding the best model written by an earlier run of this fold.
+    pub fn best<N: Network>(
+        &self,
+        network: N,
+        metrics: Vec<Box<dyn Metric>>,
+    ) -> Result<Trainer<N>, ExperimentError> {
+        let mut trainer = self.trainer(network, metrics)?;
+        trainer.load_best().map_err(|e| self.failed(&e))?;
+        Ok(trainer)
+    }
+
+    /// The trainer's loss and metrics on the fold's test part (none when it is empty).
+    pub fn evaluate_test<N: Network>(
+        &self,
+        trainer: &mut Trainer<N>,
+    ) -> Result<BTreeMap<String, f64>, ExperimentError> {
+        if self.indices.test.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let test = self.loader(&self.indices.test, false)?;
+        trainer.evaluate(&test).map_err(|e| self.failed(&e))
     }
 }
 
