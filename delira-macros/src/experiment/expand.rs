@@ -377,6 +377,9 @@ fn items(e: &Experiment) -> TokenStream {
     } else {
         quote! { __job.evaluate_test(&mut __trainer)? }
     };
+    // TODO(the `Dataset` trait describes its sources, e.g. a file list with sizes): the data
+    // fingerprint is the experiment's name and the sample count only, so a run notices added or
+    // removed samples but not changed ones.
     quote! {
         fn fingerprint(len: usize) -> ::std::string::String {
             __rt::Fingerprint::new().text(NAME).number(len as u64).finish()
