@@ -18,6 +18,7 @@
 mod dataset;
 mod diag;
 mod model;
+mod experiment;
 
 use proc_macro::TokenStream;
 
@@ -38,4 +39,10 @@ pub fn derive_dataset(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn model(args: TokenStream, item: TokenStream) -> TokenStream {
     model::attribute(args.into(), item.into()).into()
+}
+
+/// Declares an experiment; see `delira::experiment!` for the documentation.
+#[proc_macro]
+pub fn experiment(input: TokenStream) -> TokenStream {
+    experiment::experiment(input.into()).into()
 }

@@ -44,11 +44,13 @@ pub mod augment;
 pub mod backend;
 pub mod config;
 pub mod data;
+pub mod experiment;
 pub mod inference;
 pub mod io;
 pub mod logging;
 pub mod models;
 pub mod random;
+pub mod testing;
 pub mod training;
 
 /// Only the derive lives at the crate root: `use delira::Dataset;` imports the derive, and the
@@ -61,6 +63,11 @@ pub use delira_macros::Dataset;
 /// the construction with stable parameter names, the step-level network, the parameter count and
 /// a printable summary. See the macro crate's documentation.
 pub use delira_macros::model;
+/// Declares an experiment: data, model, split, training settings; generates its typed
+/// configuration, `run`/`kfold`/`resume`/`test`, a command line and a test module.
+///
+#[cfg_attr(not(doctest), doc = include_str!("../../delira-macros/doc/experiment.md"))]
+pub use delira_macros::experiment;
 
 /// The examples of `#[derive(Dataset)]`'s documentation, run as doctests of this crate: the macro
 /// crate cannot depend on the runtime that its examples use.
@@ -73,6 +80,10 @@ pub struct DeriveDatasetDocs;
 #[cfg(all(doctest, feature = "torch"))]
 #[doc = include_str!("../../delira-macros/doc/model.md")]
 pub struct ModelAttributeDocs;
+/// The examples of `experiment!{}`'s documentation, run as doctests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../delira-macros/doc/experiment.md")]
+pub struct ExperimentDocs;
 
 #[doc(hidden)]
 pub mod __private {
@@ -82,6 +93,32 @@ pub mod __private {
     pub use ::std::string::String;
     pub use ::std::vec;
     pub use ::std::vec::Vec;
+
+    /// What `experiment!{}` generates code against.
+    pub mod rt {
+        pub use crate::backend::{
+            AdamConfig, AdamWConfig, BceWithLogitsConfig, CrossEntropyConfig, DiceCeConfig,
+            DiceConfig, FocalConfig, LossConfig, Network, OptimizerConfig, SgdConfig,
+        };
+        pub use crate::data::split::{
+            HoldoutConfig, KFoldConfig, Split, SplitConfig, SplitTargets, ValidationConfig,
+            ValidationSize,
+        };
+        pub use crate::data::{Batch, Dataset, Sample};
+        pub use crate::experiment::glue::*;
+        pub use crate::experiment::{
+            Cli, Command, Experiment, ExperimentError, Fingerprint, FoldJob, FoldResult,
+            LoaderSettings, Outcome, RunDir, RunOptions, Settings, SinkKind, Summary, Transform,
+            checks, execute, execute_with,
+        };
+        pub use crate::training::checkpoint::CheckpointPolicy;
+        pub use crate::training::{Metric, Mode, MonitorConfig};
+        pub use ::clap;
+        pub use ::serde;
+        pub use ::std::boxed::Box;
+        pub use ::std::collections::BTreeMap;
+        pub use ::std::sync::Arc;
+    }
 
     pub use crate::augment::{Augmentable, SpatialField};
     pub use crate::data::subjects::load_field;

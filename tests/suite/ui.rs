@@ -54,3 +54,19 @@ fn model_diagnostics() {
         t.compile_fail(case);
     }
 }
+
+#[test]
+fn experiment_diagnostics() {
+    let (pass, fail) = cases("tests/ui/experiment");
+    assert!(
+        fail.len() >= 9,
+        "the compile-fail cases went missing: {fail:?}"
+    );
+    let t = trybuild::TestCases::new();
+    for case in &pass {
+        t.pass(case);
+    }
+    for case in &fail {
+        t.compile_fail(case);
+    }
+}

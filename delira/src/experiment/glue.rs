@@ -1,0 +1,196 @@
+//! Helpers for the code `experiment!{}` generates: they give the user's closures their argument
+//! types and turn the user's values into the runtime's. Not a public API.
+
+use std::collections::BTreeMap;
+use std::fmt::{Display, Write as _};
+
+use super::{ExperimentError, Transform};
+use crate::backend::Network;
+use crate::data::DataError;
+use crate::random::Stream;
+
+/// What a `model:` declaration may give: a network, or a result holding one.
+pub trait ModelOutput {
+    /// The network.
+    type Network: Network;
+
+    /// The network, or why there is none.
+    fn into_network(self) -> Result<Self::Network, String>;
+}
+
+impl<N: Network> ModelOutput for N {
+    type Network = N;
+
+    fn into_network(self) -> Result<N, String> {
+        Ok(self)
+    }
+}
+
+impl<N: Network, E: Display> ModelOutput for Result<N, E> {
+    type Network = N;
+
+    fn into_network(self) -> Result<N, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+fn model_error(message: String) -> ExperimentError {
+    ExperimentError::Declared {
+        what: "model",
+        message,
+    }
+}
+
+/// Calls a `model: |config| ...` closure.
+pub fn model_from<C, R: ModelOutput>(
+    config: &C,
+    make: impl FnOnce(&C) -> R,
+) -> Result<R::Network, ExperimentError> {
+    make(config).into_network().map_err(model_error)
+}
+
+/// Takes a `model: expr` value.
+pub fn model_value<R: ModelOutput>(value: R) -> Result<R::Network, ExperimentError> {
+    value.into_network().map_err(model_error)
+}
+
+/// Calls a `groups = |data| ...` or `labels = |data| ...` closure.
+pub fn from_data<D: ?Sized, R>(data: &D, read: impl FnOnce(&D) -> R) -> R {
+    read(data)
+}
+
+/// Takes an `augment:` transform.
+pub fn transform<T, F>(augment: F) -> Transform<T>
+where
+    F: Fn(T, &mut Stream) -> Result<T, DataError> + Send + Sync + 'static,
+{
+    std::sync::Arc::new(augment)
+}
+
+/// Calls a `test: |network, data, indices| ...` closure.
+pub fn test_with<N, D: ?Sized, E: Display>(
+    network: &mut N,
+    data: &D,
+    indices: &[usize],
+    test: impl FnOnce(&mut N, &D, &[usize]) -> Result<BTreeMap<String, f64>, E>,
+) -> Result<BTreeMap<String, f64>, ExperimentError> {
+    test(network, data, indices).map_err(|e| ExperimentError::Declared {
+        what: "test",
+        message: e.to_string(),
+    })
+}
+
+/// The error of a `data:` expression.
+pub fn data_error(error: &dyn Display) -> ExperimentError {
+    ExperimentError::Declared {
+        what: "data",
+        message: error.to_string(),
+    }
+}
+
+/// Takes an `augment:` transform of the samples of `data`.
+pub fn transform_for<D, F>(data: &D, augment: F) -> Transform<D::Item>
+where
+    D: crate::data::Dataset + ?Sized,
+    F: Fn(D::Item, &mut Stream) -> Result<D::Item, DataError> + Send + Sync + 'static,
+{
+    let _ = data;
+    std::sync::Arc::new(augment)
+}
+
+/// Writes `fold-K/test.json`.
+pub fn write_test_metrics(
+    dir: &std::path::Path,
+    metrics: &BTreeMap<String, f64>,
+) -> Result<(), ExperimentError> {
+    let path = dir.join("test.json");
+    let text = serde_json::to_string_pretty(metrics).map_err(|e| ExperimentError::Damaged {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    crate::io::write_atomically(&path, text.as_bytes()).map_err(ExperimentError::io(&path))
+}
+
+/// The result of the fold a `train` or `resume` command trained.
+pub fn first_fold(
+    outcome: super::Outcome,
+    fold: usize,
+) -> Result<super::FoldResult, ExperimentError> {
+    match outcome {
+        super::Outcome::Trained { folds, .. } => folds.into_iter().next(),
+        _ => None,
+    }
+    .ok_or(ExperimentError::NoSuchFold { fold, folds: 0 })
+}
+
+/// The summary a `kfold` command wrote.
+pub fn summary_of(
+    outcome: super::Outcome,
+    runs: &std::path::Path,
+) -> Result<super::Summary, ExperimentError> {
+    match outcome {
+        super::Outcome::Trained {
+            summary: Some(summary),
+            ..
+        } => Ok(summary),
+        _ => Err(ExperimentError::NoResults {
+            path: runs.to_owned(),
+        }),
+    }
+}
+
+/// An error with its causes, one per line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, "\n  caused by: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+/// Prints what a command did, or its error, and gives the exit code.
+pub fn finish(result: Result<super::Outcome, String>) -> std::process::ExitCode {
+    match result {
+        Ok(outcome) => {
+            println!("{}", describe(&outcome));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A few lines on what a command did.
+pub fn describe(outcome: &super::Outcome) -> String {
+    match outcome {
+        super::Outcome::Trained {
+            run,
+            folds,
+            summary,
+        } => {
+            let mut text = format!("run {}", run.display());
+            for fold in folds {
+                let metrics: Vec<String> = fold
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                let _ = write!(text, "\nfold {}: {}", fold.fold, metrics.join(", "));
+            }
+            if let Some(summary) = summary {
+                text.push('\n');
+                text.push_str(&summary.to_markdown(&[]));
+            }
+            text
+        }
+        super::Outcome::Predicted { dir } => {
+            format!("test metrics in {}", dir.join("test.json").display())
+        }
+        super::Outcome::Reported(summary) => summary.to_markdown(&[]),
+        super::Outcome::Config(text) => text.clone(),
+    }
+}
