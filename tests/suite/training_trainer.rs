@@ -535,6 +535,13 @@ fn a_fingerprint_mismatch_is_a_clear_error() {
         }
     ));
 
+    // A new run in the same folder is refused.
+    let (net, _) = Scripted::new(&[]);
+    let error = Trainer::new(net, config(1), &dir)
+        .fit(&train, None)
+        .unwrap_err();
+    assert!(matches!(error, TrainError::RunExists { .. }), "{error}");
+
     // Raising `epochs` is allowed: the run continues with epoch 1.
     let (net, seen) = Scripted::new(&[]);
     let report = Trainer::new(net, config(2), &dir)
@@ -580,4 +587,29 @@ fn accuracy_of_a_trained_classifier_is_averaged_over_samples() {
         Trainer::new(net, config(1), scratch("accuracy")).with_metric(Accuracy::new("logits", "y"));
     let metrics = trainer.evaluate(&valid).unwrap();
     assert_eq!(metrics["accuracy"], 2.0 / 3.0);
+}
+
+#[test]
+fn the_default_sinks_log_step_losses_and_epoch_metrics() {
+    let dir = scratch("sinks");
+    let train = loader(&[1.0, 3.0], 1);
+    let (net, _) = Scripted::new(&[]);
+    Trainer::new(net, config(1), &dir)
+        .with_default_sinks()
+        .unwrap()
+        .fit(&train, None)
+        .unwrap();
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(
+        csv,
+        "step,tag,value\n1,train/step_loss,1\n2,train/step_loss,3\n2,train/loss,2\n2,lr,0.1\n"
+    );
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    let events: Vec<_> = std::fs::read_dir(dir.join("tensorboard"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].starts_with("events.out.tfevents."), "{events:?}");
 }

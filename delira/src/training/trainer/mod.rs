@@ -308,13 +308,20 @@ impl<N: Network> Trainer<N> {
         &self.run_dir
     }
 
-    /// Trains from the start (epoch 0, step 0) with the network as it is.
+    /// Trains from the start (epoch 0, step 0) with the network as it is. A run folder that
+    /// already holds checkpoints is refused (a later resume could pick up the old run's).
     pub fn fit(
         &mut self,
         train: &dyn BatchSource,
         valid: Option<&dyn BatchSource>,
     ) -> Result<FitReport, TrainError> {
         self.prepare()?;
+        let writer = CheckpointWriter::new(self.run_dir.join(CHECKPOINTS_DIR));
+        if let Some(existing) = writer.latest()? {
+            return Err(TrainError::RunExists {
+                checkpoint: existing.path,
+            });
+        }
         let state = RunState {
             epoch: 0,
             step: 0,
