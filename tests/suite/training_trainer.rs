@@ -376,6 +376,18 @@ fn run_scripted(
     dir: &PathBuf,
     fail_at_step: Option<i64>,
 ) -> (Result<FitReport, TrainError>, Arc<Mutex<Seen>>) {
+    run_scheduled(
+        dir,
+        fail_at_step,
+        ScheduleConfig::Exponential { gamma: 0.5 },
+    )
+}
+
+fn run_scheduled(
+    dir: &PathBuf,
+    fail_at_step: Option<i64>,
+    schedule: ScheduleConfig,
+) -> (Result<FitReport, TrainError>, Arc<Mutex<Seen>>) {
     let train = loader(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], 2);
     let (mut net, seen) = Scripted::new(&[3.0, 1.0, 2.0]);
     net.fail_at_step = fail_at_step;
@@ -398,7 +410,7 @@ fn run_scripted(
     let mut trainer = Trainer::new(net, config, dir)
         .with_callback(stopper)
         .with_fingerprint("nine values")
-        .with_schedule(ScheduleConfig::Exponential { gamma: 0.5 })
+        .with_schedule(schedule)
         .unwrap();
     let report = if fail_at_step.is_some() || !dir.join("checkpoints").exists() {
         trainer.fit(&train, Some(&train))
@@ -438,6 +450,27 @@ fn resuming_mid_epoch_continues_with_the_next_batch() {
     assert_eq!(seen.train_batches[..], whole_seen.train_batches[6..]);
     assert_eq!(seen.lrs[..], whole_seen.lrs[6..]);
     assert_eq!(resumed, whole);
+}
+
+#[test]
+fn a_per_iteration_schedule_resumes_mid_epoch_with_the_rate_of_the_next_step() {
+    let one_cycle = || ScheduleConfig::OneCycle {
+        max_lr: 1.0,
+        total_steps: 15,
+        pct_start: 0.3,
+        div_factor: 10.0,
+        final_div_factor: 100.0,
+        three_phase: false,
+    };
+    let (whole, whole_seen) = run_scheduled(&scratch("one-cycle-whole"), None, one_cycle());
+    let dir = scratch("one-cycle-crash");
+    assert!(run_scheduled(&dir, Some(8), one_cycle()).0.is_err());
+    let (resumed, seen) = run_scheduled(&dir, None, one_cycle());
+    assert_eq!(resumed.unwrap(), whole.unwrap());
+    let (seen, whole_seen) = (seen.lock().unwrap(), whole_seen.lock().unwrap());
+    assert_eq!(whole_seen.lrs.len(), 15);
+    assert_eq!(seen.lrs[..], whole_seen.lrs[6..]);
+    assert_ne!(seen.lrs[0], seen.lrs[1]);
 }
 
 #[test]
@@ -535,6 +568,13 @@ fn a_fingerprint_mismatch_is_a_clear_error() {
         }
     ));
 
+    // A new run in the same folder is refused.
+    let (net, _) = Scripted::new(&[]);
+    let error = Trainer::new(net, config(1), &dir)
+        .fit(&train, None)
+        .unwrap_err();
+    assert!(matches!(error, TrainError::RunExists { .. }), "{error}");
+
     // Raising `epochs` is allowed: the run continues with epoch 1.
     let (net, seen) = Scripted::new(&[]);
     let report = Trainer::new(net, config(2), &dir)
@@ -580,4 +620,29 @@ fn accuracy_of_a_trained_classifier_is_averaged_over_samples() {
         Trainer::new(net, config(1), scratch("accuracy")).with_metric(Accuracy::new("logits", "y"));
     let metrics = trainer.evaluate(&valid).unwrap();
     assert_eq!(metrics["accuracy"], 2.0 / 3.0);
+}
+
+#[test]
+fn the_default_sinks_log_step_losses_and_epoch_metrics() {
+    let dir = scratch("sinks");
+    let train = loader(&[1.0, 3.0], 1);
+    let (net, _) = Scripted::new(&[]);
+    Trainer::new(net, config(1), &dir)
+        .with_default_sinks()
+        .unwrap()
+        .fit(&train, None)
+        .unwrap();
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(
+        csv,
+        "step,tag,value\n1,train/step_loss,1\n2,train/step_loss,3\n2,train/loss,2\n2,lr,0.1\n"
+    );
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    let events: Vec<_> = std::fs::read_dir(dir.join("tensorboard"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].starts_with("events.out.tfevents."), "{events:?}");
 }

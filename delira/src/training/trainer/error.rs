@@ -138,6 +138,15 @@ pub enum TrainError {
         /// This run's fingerprint.
         current: String,
     },
+    /// `fit` was asked to start a new run in a folder that holds a run's checkpoints.
+    #[error(
+        "the run folder already holds checkpoint `{checkpoint}`; resume the run, or start the new \
+         one in another folder"
+    )]
+    RunExists {
+        /// The newest checkpoint found.
+        checkpoint: PathBuf,
+    },
     /// A checkpoint manifest lacks what the trainer stored in it.
     #[error("checkpoint `{path}` has no usable trainer state: {problem}")]
     Manifest {

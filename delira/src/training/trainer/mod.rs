@@ -308,13 +308,24 @@ impl<N: Network> Trainer<N> {
         &self.run_dir
     }
 
-    /// Trains from the start (epoch 0, step 0) with the network as it is.
+    /// Trains from the start (epoch 0, step 0) with the network as it is. A run folder that
+    /// already holds checkpoints is refused (a later resume could pick up the old run's).
     pub fn fit(
         &mut self,
         train: &dyn BatchSource,
         valid: Option<&dyn BatchSource>,
     ) -> Result<FitReport, TrainError> {
         self.prepare()?;
+        let writer = CheckpointWriter::new(self.run_dir.join(CHECKPOINTS_DIR));
+        if let Some(existing) = writer.latest()? {
+            return Err(TrainError::RunExists {
+                checkpoint: existing.path,
+            });
+        }
+        if let Some(schedule) = &self.schedule {
+            // The schedule's first rate (one-cycle and warm-up start below the base rate).
+            self.network.set_learning_rate(schedule.lr());
+        }
         let state = RunState {
             epoch: 0,
             step: 0,
@@ -405,9 +416,6 @@ impl<N: Network> Trainer<N> {
     ) -> Result<FitReport, TrainError> {
         let epochs = self.config.epochs;
         let mut progress = self.progress.then(|| Progress::new(epochs));
-        if let Some(schedule) = &self.schedule {
-            self.network.set_learning_rate(schedule.lr());
-        }
         let empty = BTreeMap::new();
         if let Some(reason) = self.hook(Hook::TrainBegin, state.epoch, state.step, &empty)? {
             state.stopped.get_or_insert(reason);
@@ -783,6 +791,8 @@ impl<N: Network> Trainer<N> {
         state: &mut RunState,
         monitored: Option<f64>,
     ) -> Result<(), TrainError> {
+        // Per-iteration schedules and callbacks change the rate inside epochs.
+        state.lr = self.network.learning_rate();
         let writer = CheckpointWriter::new(self.run_dir.join(CHECKPOINTS_DIR));
         let name = Checkpoint::folder_name(state.epoch, state.step);
         state.kept.retain(|k| k.name != name);
