@@ -5,6 +5,8 @@
 //! channel of every field. Rows of one output slab (fixed first internal axis) form one rayon
 //! task, so the work splits across cores without any per-voxel allocation.
 
+use std::ops::Range;
+
 use ndarray::{ArrayD, ArrayView4, Axis, CowArray, Ix4};
 use rayon::prelude::*;
 
@@ -264,8 +266,9 @@ impl RowCoords {
         match &plan.displacement {
             None => {
                 for (a, u) in self.u.iter_mut().enumerate() {
-                    for (i2, v) in u[..len].iter_mut().enumerate() {
-                        *v = (start[a] + i2 as f64 * step[a]) as f32;
+                    // `i32` converts to `f64` in one vector instruction, `usize` does not
+                    for (i2, v) in (0_i32..).zip(&mut u[..len]) {
+                        *v = (start[a] + f64::from(i2) * step[a]) as f32;
                     }
                 }
             }
@@ -345,23 +348,26 @@ fn general_slab(
     fill: f32,
 ) {
     let mut coords = RowCoords::new(ROW_BLOCK.min(m2));
-    let image_geometry = geometry_of(images);
-    let label_geometry = geometry_of(labels);
+    let mut fast = FastRow::new(ROW_BLOCK.min(m2));
+    let image_channels: Vec<(&[f32], Geometry)> =
+        channels_of(images).zip(geometry_of(images)).collect();
+    let label_channels: Vec<(&[u16], Geometry)> =
+        channels_of(labels).zip(geometry_of(labels)).collect();
     // Blocks of rows along the fastest axis, all of one block's rows before the next: the input
     // a block reads stays in the core's cache while its neighbouring rows reuse it.
     for z0 in (0..m2).step_by(ROW_BLOCK) {
         let len = ROW_BLOCK.min(m2 - z0);
         for i1 in 0..m1 {
+            coords.compute(plan, [job.i0, i1, z0], len);
+            let row = i1 * m2 + z0..i1 * m2 + z0 + len;
             general_row(
-                plan,
-                [job.i0, i1, z0, len],
-                m2,
-                images,
-                labels,
-                job,
                 &mut coords,
-                &image_geometry,
-                &label_geometry,
+                &mut fast,
+                len,
+                row,
+                &image_channels,
+                &label_channels,
+                job,
                 interpolation,
                 fill,
             );
@@ -369,46 +375,286 @@ fn general_slab(
     }
 }
 
+/// The dims and strides of one channel.
+type Geometry = ([usize; 3], [usize; 3]);
+
+/// Per-voxel work of a row shared by every channel of one geometry, for the voxels that lie
+/// inside the input (the fast path).
+struct FastRow {
+    /// The geometry the offsets below were computed for.
+    geometry: Option<Geometry>,
+    /// Element offset of the lower corner of each voxel's interpolation cell.
+    corner: Vec<u32>,
+    /// Fractions along the three axes.
+    t: [Vec<f32>; 3],
+    /// Element offset of each voxel's nearest neighbour.
+    nearest: Vec<u32>,
+    /// Whether `nearest` is up to date for `geometry`.
+    has_nearest: bool,
+    /// Whether `corner` and `t` are up to date for `geometry`.
+    has_linear: bool,
+    /// Per voxel: inside the input, see [`FastRow::inside`].
+    flags: Vec<bool>,
+    /// The dims the inside range below was found for, and the range.
+    range: Option<([usize; 3], Range<usize>)>,
+}
+
+impl FastRow {
+    fn new(len: usize) -> Self {
+        Self {
+            geometry: None,
+            corner: vec![0; len],
+            t: std::array::from_fn(|_| vec![0.0; len]),
+            nearest: vec![0; len],
+            has_nearest: false,
+            has_linear: false,
+            flags: vec![false; len],
+            range: None,
+        }
+    }
+
+    /// Forgets everything computed for the previous row.
+    fn next_row(&mut self) {
+        self.geometry = None;
+        self.range = None;
+    }
+
+    fn select(&mut self, geometry: Geometry) {
+        if self.geometry != Some(geometry) {
+            self.geometry = Some(geometry);
+            self.has_linear = false;
+            self.has_nearest = false;
+        }
+    }
+
+    /// The range of voxels of the row that lie inside the input: every coordinate in
+    /// `[0, dim - 1)` along axes longer than 1 (so that both neighbours of each linear cell
+    /// exist) and exactly 0 along axes of size 1. Empty unless every voxel between the first and
+    /// the last such voxel is such a voxel (then the whole row takes the checked path).
+    fn inside(&mut self, u: [&[f32]; 3], dims: [usize; 3]) -> Range<usize> {
+        if let Some((d, r)) = &self.range
+            && *d == dims
+        {
+            return r.clone();
+        }
+        let len = u[0].len();
+        let flags = &mut self.flags[..len];
+        flags.fill(true);
+        for (u, &dim) in u.iter().zip(&dims) {
+            if dim == 1 {
+                for (f, &x) in flags.iter_mut().zip(*u) {
+                    *f &= x == 0.0;
+                }
+            } else {
+                let hi = (dim - 1) as f32;
+                for (f, &x) in flags.iter_mut().zip(*u) {
+                    *f &= (x >= 0.0) & (x < hi);
+                }
+            }
+        }
+        let start = flags.iter().position(|&f| f).unwrap_or(len);
+        let end = flags.iter().rposition(|&f| f).map_or(start, |e| e + 1);
+        let range = if flags[start..end].iter().all(|&f| f) {
+            start..end
+        } else {
+            0..0
+        };
+        self.range = Some((dims, range.clone()));
+        range
+    }
+
+    /// The cell corners and fractions of the voxels in `range` (inside, see
+    /// [`FastRow::inside`]; offsets below 2^31, see [`fast_path_fits`]).
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn linear(&mut self, u: [&[f32]; 3], range: Range<usize>) {
+        if self.has_linear {
+            return;
+        }
+        let Some((_, strides)) = self.geometry else {
+            return;
+        };
+        let s = strides.map(|s| s as u32);
+        let [t0, t1, t2] = &mut self.t;
+        let r = range;
+        for ((((c, t0), t1), t2), ((&x, &y), &z)) in self.corner[r.clone()]
+            .iter_mut()
+            .zip(&mut t0[r.clone()])
+            .zip(&mut t1[r.clone()])
+            .zip(&mut t2[r.clone()])
+            .zip(
+                u[0][r.clone()]
+                    .iter()
+                    .zip(&u[1][r.clone()])
+                    .zip(&u[2][r.clone()]),
+            )
+        {
+            // non-negative and below 2^31: truncation is the floor
+            let (ix, iy, iz) = (x as i32, y as i32, z as i32);
+            *t0 = x - ix as f32;
+            *t1 = y - iy as f32;
+            *t2 = z - iz as f32;
+            *c = (ix as u32)
+                .wrapping_mul(s[0])
+                .wrapping_add((iy as u32).wrapping_mul(s[1]))
+                .wrapping_add((iz as u32).wrapping_mul(s[2]));
+        }
+        self.has_linear = true;
+    }
+
+    /// The nearest-neighbour offsets of the voxels in `range` (same precondition as
+    /// [`FastRow::linear`]).
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn nearest(&mut self, u: [&[f32]; 3], range: Range<usize>) {
+        if self.has_nearest {
+            return;
+        }
+        let Some((_, strides)) = self.geometry else {
+            return;
+        };
+        let s = strides.map(|s| s as u32);
+        let r = range;
+        for (o, ((&x, &y), &z)) in self.nearest[r.clone()].iter_mut().zip(
+            u[0][r.clone()]
+                .iter()
+                .zip(&u[1][r.clone()])
+                .zip(&u[2][r.clone()]),
+        ) {
+            // non-negative: adding one half and truncating rounds
+            *o = ((x + 0.5) as i32 as u32)
+                .wrapping_mul(s[0])
+                .wrapping_add(((y + 0.5) as i32 as u32).wrapping_mul(s[1]))
+                .wrapping_add(((z + 0.5) as i32 as u32).wrapping_mul(s[2]));
+        }
+        self.has_nearest = true;
+    }
+}
+
+/// Whether a channel of `geometry` can take the fast path: every offset it may be read at lies
+/// below the length of its data and below 2^31 (offsets are computed in 32 bits).
+fn fast_path_fits((dims, strides): Geometry, len: usize) -> bool {
+    let last: usize = (0..3).map(|a| (dims[a] - 1) * strides[a]).sum();
+    last < len && last < 1 << 31
+}
+
+/// The coordinates of the voxels in `r`.
+fn part<'u>(u: &'u [Vec<f32>; 3], r: &Range<usize>) -> [&'u [f32]; 3] {
+    std::array::from_fn(|a| &u[a][r.clone()])
+}
+
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::inline_always)]
 #[inline(always)]
 fn general_row(
-    plan: &SpatialPlan,
-    [i0, i1, z0, len]: [usize; 4],
-    m2: usize,
-    images: &[Source<'_, f32>],
-    labels: &[Source<'_, u16>],
-    job: &mut Job<'_>,
     coords: &mut RowCoords,
-    image_geometry: &[([usize; 3], [usize; 3])],
-    label_geometry: &[([usize; 3], [usize; 3])],
+    fast: &mut FastRow,
+    len: usize,
+    row: Range<usize>,
+    image_channels: &[(&[f32], Geometry)],
+    label_channels: &[(&[u16], Geometry)],
+    job: &mut Job<'_>,
     interpolation: Interpolation,
     fill: f32,
 ) {
-    {
-        coords.compute(plan, [i0, i1, z0], len);
-        let row = i1 * m2 + z0..i1 * m2 + z0 + len;
-        for ((slab, src), &(dims, strides)) in job
-            .images
-            .iter_mut()
-            .zip(channels_of(images))
-            .zip(image_geometry)
+    fast.next_row();
+    let all = 0..len;
+    let u = &coords.u;
+    for (slab, &(src, geometry)) in job.images.iter_mut().zip(image_channels) {
+        let out = &mut slab[row.clone()];
+        let (dims, strides) = geometry;
+        let inside = if matches!(interpolation, Interpolation::Linear)
+            && fast_path_fits(geometry, src.len())
         {
-            let out = &mut slab[row.clone()];
+            fast.inside(part(u, &all), dims)
+        } else {
+            0..0
+        };
+        if !inside.is_empty() {
+            fast.select(geometry);
+            fast.linear(part(u, &all), inside.clone());
+            linear_row_inside(
+                &mut out[inside.clone()],
+                src,
+                fast,
+                geometry,
+                inside.clone(),
+            );
+        }
+        for r in [0..inside.start, inside.end..len] {
+            if r.is_empty() {
+                continue;
+            }
+            let (out, u) = (&mut out[r.clone()], part(u, &r));
             match interpolation {
-                Interpolation::Linear => linear_row(out, src, dims, strides, &coords.u, fill),
-                Interpolation::Cubic => cubic_row(out, src, dims, strides, &coords.u, fill),
-                Interpolation::Nearest => nearest_row(out, src, dims, strides, &coords.u, fill),
+                Interpolation::Linear => linear_row(out, src, dims, strides, u, fill),
+                Interpolation::Cubic => cubic_row(out, src, dims, strides, u, fill),
+                Interpolation::Nearest => nearest_row(out, src, dims, strides, u, fill),
             }
         }
-        for ((slab, src), &(dims, strides)) in job
-            .labels
-            .iter_mut()
-            .zip(channels_of(labels))
-            .zip(label_geometry)
-        {
-            nearest_row(&mut slab[row.clone()], src, dims, strides, &coords.u, 0);
+    }
+    for (slab, &(src, geometry)) in job.labels.iter_mut().zip(label_channels) {
+        let out = &mut slab[row.clone()];
+        let (dims, strides) = geometry;
+        let inside = if fast_path_fits(geometry, src.len()) {
+            fast.inside(part(u, &all), dims)
+        } else {
+            0..0
+        };
+        if !inside.is_empty() {
+            fast.select(geometry);
+            fast.nearest(part(u, &all), inside.clone());
+            for (o, &k) in out[inside.clone()]
+                .iter_mut()
+                .zip(&fast.nearest[inside.clone()])
+            {
+                // SAFETY: every coordinate lies in `[0, dim - 1)` (or is 0 on axes of size 1,
+                // where the rounded index is 0), so each rounded index is at most `dim - 1` and
+                // `k` at most the last offset of the channel, below `src.len()`
+                // (`fast_path_fits`).
+                *o = unsafe { *src.get_unchecked(k as usize) };
+            }
         }
+        for r in [0..inside.start, inside.end..len] {
+            if !r.is_empty() {
+                nearest_row(&mut out[r.clone()], src, dims, strides, part(u, &r), 0);
+            }
+        }
+    }
+}
+
+/// Trilinear interpolation of the voxels in `range` (inside, see [`FastRow::inside`]) from the
+/// corners and fractions in `fast`: the same operations as [`linear_row`], without the checks.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn linear_row_inside(
+    out: &mut [f32],
+    src: &[f32],
+    fast: &FastRow,
+    (dims, strides): Geometry,
+    range: Range<usize>,
+) {
+    // no upper neighbour along axes of size 1 (the fraction there is 0)
+    let step: [usize; 3] = std::array::from_fn(|a| if dims[a] > 1 { strides[a] } else { 0 });
+    let [dx, dy, dz] = step;
+    let r = range;
+    for ((((o, &b), &tx), &ty), &tz) in out
+        .iter_mut()
+        .zip(&fast.corner[r.clone()])
+        .zip(&fast.t[0][r.clone()])
+        .zip(&fast.t[1][r.clone()])
+        .zip(&fast.t[2][r.clone()])
+    {
+        let b = b as usize;
+        // SAFETY: the lower corner has index at most `dim - 2` along each axis longer than 1 and
+        // 0 along the others, so `b + dx + dy + dz` is at most the last offset of the channel,
+        // below `src.len()` (`fast_path_fits`, checked by the caller).
+        let at = |k: usize| unsafe { *src.get_unchecked(k) };
+        let c00 = lerp(at(b), at(b + dz), tz);
+        let c01 = lerp(at(b + dy), at(b + dy + dz), tz);
+        let c10 = lerp(at(b + dx), at(b + dx + dz), tz);
+        let c11 = lerp(at(b + dx + dy), at(b + dx + dy + dz), tz);
+        *o = lerp(lerp(c00, c01, ty), lerp(c10, c11, ty), tx);
     }
 }
 
@@ -431,7 +677,7 @@ fn linear_row(
     src: &[f32],
     dims: [usize; 3],
     strides: [usize; 3],
-    u: &[Vec<f32>; 3],
+    u: [&[f32]; 3],
     fill: f32,
 ) {
     for (v, o) in out.iter_mut().enumerate() {
@@ -489,7 +735,7 @@ fn cubic_row(
     src: &[f32],
     dims: [usize; 3],
     strides: [usize; 3],
-    u: &[Vec<f32>; 3],
+    u: [&[f32]; 3],
     fill: f32,
 ) {
     for (v, o) in out.iter_mut().enumerate() {
@@ -531,7 +777,7 @@ fn nearest_row<T: Copy>(
     src: &[T],
     dims: [usize; 3],
     strides: [usize; 3],
-    u: &[Vec<f32>; 3],
+    u: [&[f32]; 3],
     fill: T,
 ) {
     for (v, o) in out.iter_mut().enumerate() {
@@ -581,7 +827,14 @@ mod tests {
             vec![0.5, 2.0, 2.6],
         ];
         let mut out = [0.0; 3];
-        linear_row(&mut out, &src, [1, 1, 3], [3, 3, 1], &u, -1.0);
+        linear_row(
+            &mut out,
+            &src,
+            [1, 1, 3],
+            [3, 3, 1],
+            part(&u, &(0..3)),
+            -1.0,
+        );
         assert_eq!(out, [5.0, 20.0, -1.0]);
     }
 }
