@@ -13,8 +13,9 @@ use rayon::prelude::*;
 use super::plan::{self, Displacement, M4, SpatialPlan};
 use super::spec::Interpolation;
 
-/// Output voxels per block along the fastest axis.
-const ROW_BLOCK: usize = 32;
+/// Output voxels per block along the fastest axis (whole rows of up to this length: measured
+/// faster than shorter blocks on 128³, the per-row work outweighing the cache reuse of blocks).
+const ROW_BLOCK: usize = 256;
 
 /// Positions this close outside the input grid still count as inside (they absorb the rounding
 /// of single-precision coordinates at the border).
@@ -353,8 +354,7 @@ fn general_slab(
         channels_of(images).zip(geometry_of(images)).collect();
     let label_channels: Vec<(&[u16], Geometry)> =
         channels_of(labels).zip(geometry_of(labels)).collect();
-    // Blocks of rows along the fastest axis, all of one block's rows before the next: the input
-    // a block reads stays in the core's cache while its neighbouring rows reuse it.
+    // blocks of rows along the fastest axis, all of one block's rows before the next
     for z0 in (0..m2).step_by(ROW_BLOCK) {
         let len = ROW_BLOCK.min(m2 - z0);
         for i1 in 0..m1 {
@@ -475,29 +475,29 @@ impl FastRow {
             return;
         };
         let s = strides.map(|s| s as u32);
+        let n = range.len();
         let [t0, t1, t2] = &mut self.t;
-        let r = range;
-        for ((((c, t0), t1), t2), ((&x, &y), &z)) in self.corner[r.clone()]
-            .iter_mut()
-            .zip(&mut t0[r.clone()])
-            .zip(&mut t1[r.clone()])
-            .zip(&mut t2[r.clone()])
-            .zip(
-                u[0][r.clone()]
-                    .iter()
-                    .zip(&u[1][r.clone()])
-                    .zip(&u[2][r.clone()]),
-            )
-        {
-            // non-negative and below 2^31: truncation is the floor
-            let (ix, iy, iz) = (x as i32, y as i32, z as i32);
-            *t0 = x - ix as f32;
-            *t1 = y - iy as f32;
-            *t2 = z - iz as f32;
-            *c = (ix as u32)
+        let (t0, t1, t2) = (
+            &mut t0[range.clone()],
+            &mut t1[range.clone()],
+            &mut t2[range.clone()],
+        );
+        let corner = &mut self.corner[range.clone()];
+        let [x, y, z] = u.map(|u| &u[range.clone()]);
+        // equal lengths stated once, so that the loop below runs without bounds checks
+        let (t0, t1, t2, corner) = (&mut t0[..n], &mut t1[..n], &mut t2[..n], &mut corner[..n]);
+        let (x, y, z) = (&x[..n], &y[..n], &z[..n]);
+        for i in 0..n {
+            // SAFETY: inside coordinates are finite, non-negative and below `dim - 1`, which is
+            // below 2^31 (`fast_path_fits`); truncation is then the floor.
+            let [ix, iy, iz] = [x[i], y[i], z[i]].map(|v| unsafe { v.to_int_unchecked::<i32>() });
+            t0[i] = x[i] - ix as f32;
+            t1[i] = y[i] - iy as f32;
+            t2[i] = z[i] - iz as f32;
+            corner[i] = (ix.cast_unsigned())
                 .wrapping_mul(s[0])
-                .wrapping_add((iy as u32).wrapping_mul(s[1]))
-                .wrapping_add((iz as u32).wrapping_mul(s[2]));
+                .wrapping_add(iy.cast_unsigned().wrapping_mul(s[1]))
+                .wrapping_add(iz.cast_unsigned().wrapping_mul(s[2]));
         }
         self.has_linear = true;
     }
@@ -514,18 +514,18 @@ impl FastRow {
             return;
         };
         let s = strides.map(|s| s as u32);
-        let r = range;
-        for (o, ((&x, &y), &z)) in self.nearest[r.clone()].iter_mut().zip(
-            u[0][r.clone()]
-                .iter()
-                .zip(&u[1][r.clone()])
-                .zip(&u[2][r.clone()]),
-        ) {
-            // non-negative: adding one half and truncating rounds
-            *o = ((x + 0.5) as i32 as u32)
+        let n = range.len();
+        let nearest = &mut self.nearest[range.clone()][..n];
+        let [x, y, z] = u.map(|u| &u[range.clone()][..n]);
+        for i in 0..n {
+            // SAFETY: inside coordinates are finite, non-negative and below `dim - 1`, so one
+            // half more stays below 2^31 (`fast_path_fits`); truncation then rounds.
+            let [ix, iy, iz] = [x[i], y[i], z[i]]
+                .map(|v| unsafe { (v + 0.5).to_int_unchecked::<i32>() }.cast_unsigned());
+            nearest[i] = ix
                 .wrapping_mul(s[0])
-                .wrapping_add(((y + 0.5) as i32 as u32).wrapping_mul(s[1]))
-                .wrapping_add(((z + 0.5) as i32 as u32).wrapping_mul(s[2]));
+                .wrapping_add(iy.wrapping_mul(s[1]))
+                .wrapping_add(iz.wrapping_mul(s[2]));
         }
         self.has_nearest = true;
     }
@@ -637,24 +637,21 @@ fn linear_row_inside(
     // no upper neighbour along axes of size 1 (the fraction there is 0)
     let step: [usize; 3] = std::array::from_fn(|a| if dims[a] > 1 { strides[a] } else { 0 });
     let [dx, dy, dz] = step;
-    let r = range;
-    for ((((o, &b), &tx), &ty), &tz) in out
-        .iter_mut()
-        .zip(&fast.corner[r.clone()])
-        .zip(&fast.t[0][r.clone()])
-        .zip(&fast.t[1][r.clone()])
-        .zip(&fast.t[2][r.clone()])
-    {
-        let b = b as usize;
+    let n = range.len();
+    let out = &mut out[..n];
+    let corner = &fast.corner[range.clone()][..n];
+    let [tx, ty, tz] = std::array::from_fn(|a| &fast.t[a][range.clone()][..n]);
+    for i in 0..n {
+        let b = corner[i] as usize;
         // SAFETY: the lower corner has index at most `dim - 2` along each axis longer than 1 and
         // 0 along the others, so `b + dx + dy + dz` is at most the last offset of the channel,
         // below `src.len()` (`fast_path_fits`, checked by the caller).
         let at = |k: usize| unsafe { *src.get_unchecked(k) };
-        let c00 = lerp(at(b), at(b + dz), tz);
-        let c01 = lerp(at(b + dy), at(b + dy + dz), tz);
-        let c10 = lerp(at(b + dx), at(b + dx + dz), tz);
-        let c11 = lerp(at(b + dx + dy), at(b + dx + dy + dz), tz);
-        *o = lerp(lerp(c00, c01, ty), lerp(c10, c11, ty), tx);
+        let c00 = lerp(at(b), at(b + dz), tz[i]);
+        let c01 = lerp(at(b + dy), at(b + dy + dz), tz[i]);
+        let c10 = lerp(at(b + dx), at(b + dx + dz), tz[i]);
+        let c11 = lerp(at(b + dx + dy), at(b + dx + dy + dz), tz[i]);
+        out[i] = lerp(lerp(c00, c01, ty[i]), lerp(c10, c11, ty[i]), tx[i]);
     }
 }
 
