@@ -848,6 +848,56 @@ mod tests {
     }
 
     #[test]
+    fn the_avx2_and_the_generic_path_agree_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let mut stream = Stream::from_seed(5);
+            // a length that leaves remainders for every lane count
+            let data: Vec<f32> = (0..CHUNK - 13)
+                .map(|_| (stream.next_f64() * 8.0 - 3.0) as f32)
+                .collect();
+            let chain = [
+                Op::Affine { a: 0.7, b: 0.4 },
+                Op::Gamma {
+                    gamma: 1.37,
+                    low: -1.7,
+                    range: 5.6,
+                },
+                Op::Noise { std: 0.3, seed: 9 },
+                Op::Rician { std: 0.2, seed: 4 },
+                Op::Clip {
+                    min: -0.5,
+                    max: 2.5,
+                },
+            ];
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let (mut a, mut b) = (data.clone(), data.clone());
+            let buffers = || (vec![0.0; CHUNK], vec![0.0; CHUNK]);
+            let (mut re, mut im) = buffers();
+            apply_chain_generic(&mut a, &chain, 3, &mut re, &mut im);
+            let (mut re, mut im) = buffers();
+            // SAFETY: the processor supports AVX2, checked above.
+            unsafe { apply_chain_avx2(&mut b, &chain, 3, &mut re, &mut im) };
+            assert_eq!(bits(&a), bits(&b));
+            assert_ne!(bits(&a), bits(&data));
+
+            let generic = partial_stats_generic(&data);
+            // SAFETY: as above.
+            let avx2 = unsafe { partial_stats_avx2(&data) };
+            assert_eq!(generic.0.to_bits(), avx2.0.to_bits());
+            assert_eq!(generic.1.to_bits(), avx2.1.to_bits());
+            assert_eq!((generic.2, generic.3), (avx2.2, avx2.3));
+            // SAFETY: as above.
+            assert_eq!(lane_min_max_generic(&data), unsafe {
+                lane_min_max_avx2(&data)
+            });
+            let (lo, hi) = lane_min_max_generic(&data);
+            assert_eq!(lo, data.iter().copied().fold(f32::INFINITY, f32::min));
+            assert_eq!(hi, data.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        }
+    }
+
+    #[test]
     fn mirror_reflects_at_both_ends() {
         let got: Vec<usize> = (-3..7).map(|i| mirror(i, 4)).collect();
         assert_eq!(got, [2, 1, 0, 0, 1, 2, 3, 3, 2, 1]);

@@ -103,6 +103,19 @@ pub(crate) fn resample(
     interpolation: Interpolation,
     fill: f32,
 ) -> Resampled {
+    resample_with(plan, images, labels, interpolation, fill, true)
+}
+
+/// [`resample`], with AVX2 code only when `simd` is set and the processor has it (the tests run
+/// both paths to check that they agree bit for bit).
+fn resample_with(
+    plan: &SpatialPlan,
+    images: &[Source<'_, f32>],
+    labels: &[Source<'_, u16>],
+    interpolation: Interpolation,
+    fill: f32,
+    simd: bool,
+) -> Resampled {
     let [m0, m1, m2] = plan.shape;
     let slab = m1 * m2;
     let mut image_out: Vec<Vec<f32>> = images
@@ -149,13 +162,14 @@ pub(crate) fn resample(
                 fill,
             );
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if simd && std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the processor supports AVX2, checked just above.
                 unsafe {
                     general_slab_avx2(args.0, args.1, args.2, args.3, args.4, args.5, args.6);
                 };
                 return;
             }
+            let _ = simd;
             general_slab(args.0, args.1, args.2, args.3, args.4, args.5, args.6);
         }
     });
@@ -796,6 +810,8 @@ fn nearest_row<T: Copy>(
 
 #[cfg(test)]
 mod tests {
+    use ndarray::IxDyn;
+
     use super::*;
 
     #[test]
@@ -833,5 +849,77 @@ mod tests {
             -1.0,
         );
         assert_eq!(out, [5.0, 20.0, -1.0]);
+    }
+
+    /// A volume of `shape` (with `channels`) filled from a stream: smooth plus noise for images.
+    fn random_image(stream: &mut crate::random::Stream, shape: [usize; 4]) -> ArrayD<f32> {
+        ArrayD::from_shape_fn(IxDyn(&shape), |i| {
+            (i[1] as f32 * 0.3).sin() * 10.0 + i[3] as f32 * 0.5 + stream.next_f32()
+        })
+    }
+
+    #[test]
+    fn the_avx2_and_the_generic_path_agree_bit_for_bit() {
+        use crate::random::Stream;
+        let mut stream = Stream::from_seed(11);
+        let shape = [2, 19, 23, 37];
+        let image = random_image(&mut stream, shape);
+        // Fortran order for the second image: other strides, same values
+        let fortran = image.t().as_standard_layout().into_owned().reversed_axes();
+        assert!(fortran.as_slice().is_none());
+        let labels = ArrayD::from_shape_fn(IxDyn(&shape), |_| (stream.next_u64() % 5) as u16);
+        let images = [Source::new(&image), Source::new(&fortran)];
+        let label_sources = [Source::new(&labels)];
+        let dims = [shape[1], shape[2], shape[3]];
+        let mut checked = 0;
+        for trial in 0..6 {
+            let mut plan = SpatialPlan::new(dims, [1.0; 3]);
+            // a random rotation, scaling and shift about the centre
+            let (s, c) = stream.uniform(-0.5, 0.5).sin_cos();
+            let k = stream.uniform(0.8, 1.3);
+            let mut m = plan::IDENTITY;
+            m[0][0] = c * k;
+            m[0][2] = -s * k;
+            m[2][0] = s * k;
+            m[2][2] = c * k;
+            m[1][1] = k;
+            for r in 0..3 {
+                m[r][3] = stream.uniform(-3.0, 3.0) + dims[r] as f64 * (1.0 - k) / 2.0;
+            }
+            plan.deform(&m);
+            if trial % 2 == 1 {
+                let field = std::array::from_fn(|_| {
+                    (0..dims.iter().product::<usize>())
+                        .map(|_| stream.uniform(-2.0, 2.0) as f32)
+                        .collect()
+                });
+                plan.displace(Displacement { shape: dims, field });
+                if trial == 3 {
+                    // a flip after the displacement: the grid path of the coordinates
+                    let mut flip = plan::IDENTITY;
+                    flip[2][2] = -1.0;
+                    flip[2][3] = (dims[2] - 1) as f64;
+                    plan.change_grid(&flip, dims);
+                }
+            }
+            for interpolation in [
+                Interpolation::Linear,
+                Interpolation::Cubic,
+                Interpolation::Nearest,
+            ] {
+                let a = resample_with(&plan, &images, &label_sources, interpolation, -7.0, true);
+                let b = resample_with(&plan, &images, &label_sources, interpolation, -7.0, false);
+                for (x, y) in a.images.iter().zip(&b.images) {
+                    let bits = |v: &Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(x), bits(y), "trial {trial}, {interpolation:?}");
+                    // both images hold the same values, in different layouts
+                    checked += x.iter().filter(|&&v| v != -7.0).count();
+                }
+                assert_eq!(a.images[0], a.images[1]);
+                assert_eq!(a.labels, b.labels, "trial {trial}");
+            }
+        }
+        // most voxels were interpolated, not filled
+        assert!(checked > 6 * 3 * 2 * image.len() / 4, "{checked}");
     }
 }
