@@ -263,12 +263,17 @@ fn copy_row<T: Copy>(out: &mut [T], src: &[T], offsets: &[usize], fill: T) {
 /// Input coordinates of one output row, one slice per internal axis.
 struct RowCoords {
     u: [Vec<f32>; 3],
+    /// The displacement of the current grid row, and which row that is.
+    displacement: [Vec<f32>; 3],
+    displacement_row: Option<[usize; 2]>,
 }
 
 impl RowCoords {
     fn new(len: usize) -> Self {
         Self {
             u: std::array::from_fn(|_| vec![0.0; len]),
+            displacement: std::array::from_fn(|_| Vec::new()),
+            displacement_row: None,
         }
     }
 
@@ -316,18 +321,44 @@ impl RowCoords {
         let start = plan::apply(m, [i0 as f64, i1 as f64, z0 as f64]).map(|v| v as i64);
         let step: [i64; 3] = std::array::from_fn(|r| m[r][2] as i64);
         let s = d.shape;
-        let strides = [(s[1] * s[2]) as i64, s[2] as i64, 1];
+        let row_inside = (0..2).all(|a| start[a] >= 0 && start[a] < s[a] as i64);
+        if step[0] == 0 && step[1] == 0 && step[2].abs() == 1 && row_inside {
+            // the output row runs along a grid row (possibly reversed): its displacement is one
+            // row of the field
+            let p = [start[0] as usize, start[1] as usize];
+            if self.displacement_row != Some(p) {
+                for v in &mut self.displacement {
+                    v.resize(s[2], 0.0);
+                }
+                d.row(p[0], p[1], &mut self.displacement);
+                self.displacement_row = Some(p);
+            }
+            let y: [f64; 2] = std::array::from_fn(|a| start[a] as f64);
+            let [d0, d1, d2] = &self.displacement;
+            for i2 in 0..len {
+                let p2 = start[2] + i2 as i64 * step[2];
+                let z = if p2 >= 0 && p2 < s[2] as i64 {
+                    let k = p2 as usize;
+                    [
+                        y[0] + f64::from(d0[k]),
+                        y[1] + f64::from(d1[k]),
+                        p2 as f64 + f64::from(d2[k]),
+                    ]
+                } else {
+                    [y[0], y[1], p2 as f64]
+                };
+                let x = plan::apply(pre, z);
+                for (u, x) in self.u.iter_mut().zip(x) {
+                    u[i2] = x as f32;
+                }
+            }
+            return;
+        }
         for i2 in 0..len {
             let p: [i64; 3] = std::array::from_fn(|a| start[a] + i2 as i64 * step[a]);
-            let inside = (0..3).all(|a| p[a] >= 0 && p[a] < s[a] as i64);
             let y = p.map(|v| v as f64);
-            let z: [f64; 3] = if inside {
-                let k = (0..3).map(|a| p[a] * strides[a]).sum::<i64>() as usize;
-                std::array::from_fn(|a| y[a] + f64::from(d.field[a][k]))
-            } else {
-                y
-            };
-            let x = plan::apply(pre, z);
+            let dy = d.at_index(p);
+            let x = plan::apply(pre, std::array::from_fn(|a| y[a] + dy[a]));
             for (u, x) in self.u.iter_mut().zip(x) {
                 u[i2] = x as f32;
             }
@@ -893,7 +924,7 @@ mod tests {
                         .map(|_| stream.uniform(-2.0, 2.0) as f32)
                         .collect()
                 });
-                plan.displace(Displacement { shape: dims, field });
+                plan.displace(Displacement::dense(dims, field));
                 if trial == 3 {
                     // a flip after the displacement: the grid path of the coordinates
                     let mut flip = plan::IDENTITY;
