@@ -130,6 +130,9 @@ enum FieldKind {
         coarse_shape: [usize; 3],
         /// Per axis and grid index: four control indices (clamped) and their weights.
         taps: [Vec<[(usize, f64); 4]>; 3],
+        /// The same weights along the last axis, per control index: the first grid index it
+        /// reaches and its weights from there on (taps that clamp to one index summed).
+        bands: Vec<(usize, Vec<f64>)>,
         dense: OnceLock<[Vec<f32>; 3]>,
     },
 }
@@ -185,6 +188,7 @@ impl Displacement {
                 coarse,
                 coarse_shape,
                 taps: std::array::from_fn(|a| spline_taps(coarse_shape[a], shape[a])),
+                bands: spline_bands(coarse_shape[2], shape[2]),
                 dense: OnceLock::new(),
             },
         }
@@ -205,8 +209,9 @@ impl Displacement {
                 coarse,
                 coarse_shape,
                 taps,
+                bands,
                 ..
-            } => spline_row(coarse, *coarse_shape, taps, [p0, p1], out),
+            } => spline_row(coarse, *coarse_shape, taps, bands, [p0, p1], out),
         }
     }
 
@@ -218,6 +223,7 @@ impl Displacement {
                 coarse,
                 coarse_shape,
                 taps,
+                bands,
                 dense,
             } => dense.get_or_init(|| {
                 let [n0, n1, n2] = self.shape;
@@ -225,7 +231,7 @@ impl Displacement {
                 let mut row: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; n2]);
                 for p0 in 0..n0 {
                     for p1 in 0..n1 {
-                        spline_row(coarse, *coarse_shape, taps, [p0, p1], &mut row);
+                        spline_row(coarse, *coarse_shape, taps, bands, [p0, p1], &mut row);
                         let k = (p0 * n1 + p1) * n2;
                         for (f, r) in field.iter_mut().zip(&row) {
                             f[k..k + n2].copy_from_slice(r);
@@ -270,15 +276,38 @@ impl Displacement {
     }
 }
 
+/// The weights of [`spline_taps`] regrouped per control index: for each, the first sample it
+/// reaches and its weights on the following samples.
+fn spline_bands(k: usize, n: usize) -> Vec<(usize, Vec<f64>)> {
+    let mut dense = vec![vec![0.0; n]; k];
+    for (i, taps) in spline_taps(k, n).into_iter().enumerate() {
+        for (c, w) in taps {
+            dense[c][i] += w;
+        }
+    }
+    dense
+        .into_iter()
+        .map(|w| {
+            let first = w.iter().position(|&w| w != 0.0).unwrap_or(0);
+            let last = w.iter().rposition(|&w| w != 0.0).map_or(first, |l| l + 1);
+            (first, w[first..last].to_vec())
+        })
+        .collect()
+}
+
 /// One row of a B-spline field along the last axis: the control values contracted with the
-/// weights of `p0` and `p1` (in double precision), then the 1D spline along the row.
+/// weights of `p0` and `p1`, then the 1D spline along the row, in double precision (one
+/// multiply-add per control index and sample in its band, a loop that vectorises).
 fn spline_row(
     coarse: &[Vec<f32>; 3],
     [_, k1, k2]: [usize; 3],
     taps: &[Vec<[(usize, f64); 4]>; 3],
+    bands: &[(usize, Vec<f64>)],
     [p0, p1]: [usize; 2],
     out: &mut [Vec<f32>; 3],
 ) {
+    let n2 = taps[2].len();
+    let mut acc = vec![0.0_f64; n2];
     for (values, out) in coarse.iter().zip(out.iter_mut()) {
         let mut line = [0.0_f64; MAX_CONTROL_POINTS];
         for &(a, wa) in &taps[0][p0] {
@@ -290,8 +319,14 @@ fn spline_row(
                 }
             }
         }
-        for (o, t) in out.iter_mut().zip(&taps[2]) {
-            *o = t.iter().map(|&(c, w)| w * line[c]).sum::<f64>() as f32;
+        acc.fill(0.0);
+        for (&l, (first, weights)) in line.iter().zip(bands) {
+            for (a, &w) in acc[*first..*first + weights.len()].iter_mut().zip(weights) {
+                *a += w * l;
+            }
+        }
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = a as f32;
         }
     }
 }

@@ -335,22 +335,39 @@ impl RowCoords {
             }
             let y: [f64; 2] = std::array::from_fn(|a| start[a] as f64);
             let [d0, d1, d2] = &self.displacement;
-            for i2 in 0..len {
-                let p2 = start[2] + i2 as i64 * step[2];
-                let z = if p2 >= 0 && p2 < s[2] as i64 {
-                    let k = p2 as usize;
+            // the voxels whose grid position lies inside the field: one interval of the row
+            let (n2, s2) = (s[2] as i64, start[2]);
+            let (lo, hi) = if step[2] == 1 {
+                (-s2, n2 - s2)
+            } else {
+                (s2 - n2 + 1, s2 + 1)
+            };
+            let (lo, hi) = (
+                lo.clamp(0, len as i64) as usize,
+                hi.clamp(0, len as i64) as usize,
+            );
+            let hi = hi.max(lo);
+            let [u0, u1, u2] = &mut self.u;
+            let mut put = |i2: usize, z: [f64; 3]| {
+                let x = plan::apply(pre, z);
+                u0[i2] = x[0] as f32;
+                u1[i2] = x[1] as f32;
+                u2[i2] = x[2] as f32;
+            };
+            for i2 in (0..lo).chain(hi..len) {
+                put(i2, [y[0], y[1], (s2 + i2 as i64 * step[2]) as f64]);
+            }
+            for i2 in lo..hi {
+                let p2 = s2 + i2 as i64 * step[2];
+                let k = p2 as usize;
+                put(
+                    i2,
                     [
                         y[0] + f64::from(d0[k]),
                         y[1] + f64::from(d1[k]),
                         p2 as f64 + f64::from(d2[k]),
-                    ]
-                } else {
-                    [y[0], y[1], p2 as f64]
-                };
-                let x = plan::apply(pre, z);
-                for (u, x) in self.u.iter_mut().zip(x) {
-                    u[i2] = x as f32;
-                }
+                    ],
+                );
             }
             return;
         }
