@@ -400,7 +400,10 @@ const CELLS: usize = 1 << TABLE_BITS;
 fn quantiles() -> &'static [f32; CELLS + 1] {
     static TABLE: OnceLock<Box<[f32; CELLS + 1]>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut q = Box::new([0.0_f32; CELLS + 1]);
+        let mut q: Box<[f32; CELLS + 1]> = vec![0.0_f32; CELLS + 1]
+            .into_boxed_slice()
+            .try_into()
+            .expect("a slice of CELLS + 1 elements");
         for (i, v) in q.iter_mut().enumerate().take(CELLS).skip(1) {
             *v = normal_quantile(i as f64 / CELLS as f64) as f32;
         }

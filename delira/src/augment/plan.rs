@@ -457,6 +457,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn spline_rows_equal_the_tensor_product_b_spline() {
         let (coarse_shape, shape) = ([3, 4, 5], [7, 9, 11]);
         let n: usize = coarse_shape.iter().product();

@@ -459,8 +459,9 @@ impl Runner<'_> {
             let real = c >= 3 - ndim && shape[c] > 1;
             let mut grid = vec![0.0_f32; coarse.iter().product()];
             if real {
-                grid.iter_mut()
-                    .for_each(|v| *v = (stream.normal() * sigma / spacing[c]) as f32);
+                for v in &mut grid {
+                    *v = (stream.normal() * sigma / spacing[c]) as f32;
+                }
             }
             grid
         });
