@@ -297,13 +297,20 @@ fn run_chain(data: &mut [f32], chain: &[Op]) {
             (Vec::new(), Vec::new())
         }
     };
-    data.par_chunks_mut(CHUNK).enumerate().for_each_init(
+    // rayon tasks of TASK chunks (a task per 16 KiB chunk costs more than a clip of it); each
+    // chunk keeps its own index, so the noise does not depend on the split
+    data.par_chunks_mut(CHUNK * TASK).enumerate().for_each_init(
         buffers,
-        |(real, imaginary), (k, chunk)| {
-            apply_chain(chunk, chain, k as u64, real, imaginary);
+        |(real, imaginary), (t, task)| {
+            for (k, chunk) in task.chunks_mut(CHUNK).enumerate() {
+                apply_chain(chunk, chain, (t * TASK + k) as u64, real, imaginary);
+            }
         },
     );
 }
+
+/// Chunks per rayon task of a fused pass.
+const TASK: usize = 16;
 
 /// Runs the chain over one chunk, with AVX2 code where the processor has it.
 ///
@@ -312,11 +319,30 @@ fn run_chain(data: &mut [f32], chain: &[Op]) {
 /// x86-64 processor; AVX2 only makes the vectorised loops twice as wide.
 fn apply_chain(chunk: &mut [f32], chain: &[Op], k: u64, real: &mut [f32], imaginary: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor supports AVX-512F, checked just above.
+        unsafe { apply_chain_avx512(chunk, chain, k, real, imaginary) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor supports AVX2, checked just above.
         unsafe { apply_chain_avx2(chunk, chain, k, real, imaginary) };
         return;
     }
+    apply_chain_generic(chunk, chain, k, real, imaginary);
+}
+
+/// [`apply_chain_generic`] with 16-lane vectors (the same operations, so the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn apply_chain_avx512(
+    chunk: &mut [f32],
+    chain: &[Op],
+    k: u64,
+    real: &mut [f32],
+    imaginary: &mut [f32],
+) {
     apply_chain_generic(chunk, chain, k, real, imaginary);
 }
 
@@ -883,6 +909,13 @@ mod tests {
             unsafe { apply_chain_avx2(&mut b, &chain, 3, &mut re, &mut im) };
             assert_eq!(bits(&a), bits(&b));
             assert_ne!(bits(&a), bits(&data));
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                let mut c = data.clone();
+                let (mut re, mut im) = buffers();
+                // SAFETY: the processor supports AVX-512F, checked just above.
+                unsafe { apply_chain_avx512(&mut c, &chain, 3, &mut re, &mut im) };
+                assert_eq!(bits(&a), bits(&c));
+            }
 
             let generic = partial_stats_generic(&data);
             // SAFETY: as above.

@@ -494,7 +494,8 @@ impl FastRow {
     /// exist) and exactly 0 along axes of size 1. Empty unless every voxel between the first and
     /// the last such voxel is such a voxel (then the whole row takes the checked path).
     // `&` between the comparisons keeps the loops branch-free, so that they vectorise
-    #[allow(clippy::needless_bitwise_bool)]
+    #[allow(clippy::needless_bitwise_bool, clippy::inline_always)]
+    #[inline(always)]
     fn inside(&mut self, u: [&[f32]; 3], dims: [usize; 3]) -> Range<usize> {
         if let Some((d, r)) = &self.range
             && *d == dims
