@@ -4,7 +4,12 @@
 //! `[x, y]` is seen as `[1, x, y]` (a dummy leading axis of size 1). The fastest-varying output
 //! axis is then always the last one, for 2D and 3D alike.
 
+use std::sync::OnceLock;
+
 use crate::io::Affine;
+
+/// The most control points per axis of a B-spline displacement.
+pub(crate) const MAX_CONTROL_POINTS: usize = 64;
 
 /// A 4 × 4 homogeneous matrix in internal index coordinates.
 pub(crate) type M4 = [[f64; 4]; 4];
@@ -101,23 +106,152 @@ pub(crate) fn internal_axis(ndim: usize, axis: usize) -> usize {
     axis + 3 - ndim
 }
 
-/// A dense displacement field on a grid, in internal index units: `field[c]` holds the shift
-/// along internal axis `c` for each voxel (standard layout of `shape`).
+/// A displacement field on a grid, in internal index units: component `c` is the shift along
+/// internal axis `c`.
+///
+/// Either dense, or a coarse grid of control values upsampled by a clamped cubic B-spline along
+/// each axis. The spline is evaluated row by row along the last axis (the control values
+/// contracted with the weights of the two fixed indices, then the 1D spline along the row), and
+/// a dense copy is built the same way, only for readers that need random access.
 #[derive(Debug)]
 pub(crate) struct Displacement {
     pub shape: [usize; 3],
-    pub field: [Vec<f32>; 3],
+    kind: FieldKind,
+}
+
+#[derive(Debug)]
+enum FieldKind {
+    /// Built by the tests only (the library draws splines).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Dense([Vec<f32>; 3]),
+    Spline {
+        /// The control values per component, standard layout of `coarse_shape`.
+        coarse: [Vec<f32>; 3],
+        coarse_shape: [usize; 3],
+        /// Per axis and grid index: four control indices (clamped) and their weights.
+        taps: [Vec<[(usize, f64); 4]>; 3],
+        /// The same weights along the last axis, per control index: the first grid index it
+        /// reaches and its weights from there on (taps that clamp to one index summed).
+        bands: Vec<(usize, Vec<f64>)>,
+        dense: OnceLock<[Vec<f32>; 3]>,
+    },
+}
+
+/// The clamped cubic B-spline taps that upsample `k` control points to `n` samples.
+fn spline_taps(k: usize, n: usize) -> Vec<[(usize, f64); 4]> {
+    (0..n)
+        .map(|i| {
+            if k == 1 {
+                return [(0, 1.0), (0, 0.0), (0, 0.0), (0, 0.0)];
+            }
+            let t = if n > 1 {
+                i as f64 * (k - 1) as f64 / (n - 1) as f64
+            } else {
+                0.0
+            };
+            let j = t.floor();
+            let f = t - j;
+            let w = [
+                (1.0 - f).powi(3) / 6.0,
+                (3.0 * f.powi(3) - 6.0 * f * f + 4.0) / 6.0,
+                (-3.0 * f.powi(3) + 3.0 * f * f + 3.0 * f + 1.0) / 6.0,
+                f.powi(3) / 6.0,
+            ];
+            std::array::from_fn(|d| {
+                let src = (j as i64 + d as i64 - 1).clamp(0, k as i64 - 1) as usize;
+                (src, w[d])
+            })
+        })
+        .collect()
 }
 
 impl Displacement {
+    /// A dense field (`field[c]` in standard layout of `shape`).
+    #[cfg(test)]
+    pub(crate) fn dense(shape: [usize; 3], field: [Vec<f32>; 3]) -> Self {
+        Self {
+            shape,
+            kind: FieldKind::Dense(field),
+        }
+    }
+
+    /// The B-spline upsampling of control values (`coarse[c]` in standard layout of
+    /// `coarse_shape`) to `shape`.
+    pub(crate) fn spline(
+        shape: [usize; 3],
+        coarse_shape: [usize; 3],
+        coarse: [Vec<f32>; 3],
+    ) -> Self {
+        Self {
+            shape,
+            kind: FieldKind::Spline {
+                coarse,
+                coarse_shape,
+                taps: std::array::from_fn(|a| spline_taps(coarse_shape[a], shape[a])),
+                bands: spline_bands(coarse_shape[2], shape[2]),
+                dense: OnceLock::new(),
+            },
+        }
+    }
+
+    /// The displacement of the grid row `[p0, p1, ..]`: `out[c][p2]` for every `p2` (each `out[c]`
+    /// as long as the last axis).
+    pub(crate) fn row(&self, p0: usize, p1: usize, out: &mut [Vec<f32>; 3]) {
+        let n2 = self.shape[2];
+        let k = (p0 * self.shape[1] + p1) * n2;
+        match &self.kind {
+            FieldKind::Dense(field) => {
+                for (o, f) in out.iter_mut().zip(field) {
+                    o[..n2].copy_from_slice(&f[k..k + n2]);
+                }
+            }
+            FieldKind::Spline {
+                coarse,
+                coarse_shape,
+                taps,
+                bands,
+                ..
+            } => spline_row(coarse, *coarse_shape, taps, bands, [p0, p1], out),
+        }
+    }
+
+    /// The dense field, built on first use for a spline.
+    fn field(&self) -> &[Vec<f32>; 3] {
+        match &self.kind {
+            FieldKind::Dense(field) => field,
+            FieldKind::Spline {
+                coarse,
+                coarse_shape,
+                taps,
+                bands,
+                dense,
+            } => dense.get_or_init(|| {
+                let [n0, n1, n2] = self.shape;
+                let mut field: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; n0 * n1 * n2]);
+                let mut row: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; n2]);
+                for p0 in 0..n0 {
+                    for p1 in 0..n1 {
+                        spline_row(coarse, *coarse_shape, taps, bands, [p0, p1], &mut row);
+                        let k = (p0 * n1 + p1) * n2;
+                        for (f, r) in field.iter_mut().zip(&row) {
+                            f[k..k + n2].copy_from_slice(r);
+                        }
+                    }
+                }
+                field
+            }),
+        }
+    }
+
     /// The displacement at an integral grid position (zero outside the grid).
-    fn at_index(&self, p: [i64; 3]) -> [f64; 3] {
+    pub(crate) fn at_index(&self, p: [i64; 3]) -> [f64; 3] {
         let s = self.shape;
         if (0..3).any(|a| p[a] < 0 || p[a] >= s[a] as i64) {
             return [0.0; 3];
         }
         let i = (p[0] as usize * s[1] + p[1] as usize) * s[2] + p[2] as usize;
-        std::array::from_fn(|c| f64::from(self.field[c][i]))
+        let field = self.field();
+        std::array::from_fn(|c| f64::from(field[c][i]))
     }
 
     /// The displacement at any position, by trilinear interpolation (zero outside the grid).
@@ -139,6 +273,61 @@ impl Displacement {
             }
         }
         d
+    }
+}
+
+/// The weights of [`spline_taps`] regrouped per control index: for each, the first sample it
+/// reaches and its weights on the following samples.
+fn spline_bands(k: usize, n: usize) -> Vec<(usize, Vec<f64>)> {
+    let mut dense = vec![vec![0.0; n]; k];
+    for (i, taps) in spline_taps(k, n).into_iter().enumerate() {
+        for (c, w) in taps {
+            dense[c][i] += w;
+        }
+    }
+    dense
+        .into_iter()
+        .map(|w| {
+            let first = w.iter().position(|&w| w != 0.0).unwrap_or(0);
+            let last = w.iter().rposition(|&w| w != 0.0).map_or(first, |l| l + 1);
+            (first, w[first..last].to_vec())
+        })
+        .collect()
+}
+
+/// One row of a B-spline field along the last axis: the control values contracted with the
+/// weights of `p0` and `p1`, then the 1D spline along the row, in double precision (one
+/// multiply-add per control index and sample in its band, a loop that vectorises).
+fn spline_row(
+    coarse: &[Vec<f32>; 3],
+    [_, k1, k2]: [usize; 3],
+    taps: &[Vec<[(usize, f64); 4]>; 3],
+    bands: &[(usize, Vec<f64>)],
+    [p0, p1]: [usize; 2],
+    out: &mut [Vec<f32>; 3],
+) {
+    let n2 = taps[2].len();
+    let mut acc = vec![0.0_f64; n2];
+    for (values, out) in coarse.iter().zip(out.iter_mut()) {
+        let mut line = [0.0_f64; MAX_CONTROL_POINTS];
+        for &(a, wa) in &taps[0][p0] {
+            for &(b, wb) in &taps[1][p1] {
+                let w = wa * wb;
+                let start = (a * k1 + b) * k2;
+                for (l, &v) in line.iter_mut().zip(&values[start..start + k2]) {
+                    *l += w * f64::from(v);
+                }
+            }
+        }
+        acc.fill(0.0);
+        for (&l, (first, weights)) in line.iter().zip(bands) {
+            for (a, &w) in acc[*first..*first + weights.len()].iter_mut().zip(weights) {
+                *a += w * l;
+            }
+        }
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = a as f32;
+        }
     }
 }
 
@@ -262,11 +451,61 @@ mod tests {
 
     #[test]
     fn displacement_interpolates_linearly() {
-        let d = Displacement {
-            shape: [1, 1, 2],
-            field: [vec![0.0, 0.0], vec![0.0, 0.0], vec![1.0, 3.0]],
-        };
+        let d = Displacement::dense([1, 1, 2], [vec![0.0, 0.0], vec![0.0, 0.0], vec![1.0, 3.0]]);
         assert_eq!(d.at([0.0, 0.0, 0.25])[2], 1.5);
         assert_eq!(d.at([0.0, 0.0, 5.0])[2], 0.0);
+    }
+
+    #[test]
+    #[allow(clippy::needless_range_loop)]
+    fn spline_rows_equal_the_tensor_product_b_spline() {
+        let (coarse_shape, shape) = ([3, 4, 5], [7, 9, 11]);
+        let n: usize = coarse_shape.iter().product();
+        let values: [Vec<f32>; 3] = std::array::from_fn(|c| {
+            (0..n)
+                .map(|i| ((i * 37 + c * 11) % 17) as f32 * 0.25 - 2.0)
+                .collect()
+        });
+        let d = Displacement::spline(shape, coarse_shape, values.clone());
+        // the cubic B-spline basis, by hand: weights of the four taps at fraction f
+        let basis = |f: f64| {
+            [
+                (1.0 - f).powi(3) / 6.0,
+                (4.0 - 6.0 * f * f + 3.0 * f.powi(3)) / 6.0,
+                (1.0 + 3.0 * f + 3.0 * f * f - 3.0 * f.powi(3)) / 6.0,
+                f.powi(3) / 6.0,
+            ]
+        };
+        let axis = |a: usize, i: usize| {
+            let t = i as f64 * (coarse_shape[a] - 1) as f64 / (shape[a] - 1) as f64;
+            let j = t.floor();
+            let w = basis(t - j);
+            let k = coarse_shape[a] as i64 - 1;
+            (0..4).map(move |q| ((j as i64 + q - 1).clamp(0, k) as usize, w[q as usize]))
+        };
+        let mut row: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; shape[2]]);
+        for p0 in 0..shape[0] {
+            for p1 in 0..shape[1] {
+                d.row(p0, p1, &mut row);
+                for p2 in 0..shape[2] {
+                    for c in 0..3 {
+                        let mut want = 0.0;
+                        for (a, wa) in axis(0, p0) {
+                            for (b, wb) in axis(1, p1) {
+                                for (e, we) in axis(2, p2) {
+                                    let i = (a * coarse_shape[1] + b) * coarse_shape[2] + e;
+                                    want += wa * wb * we * f64::from(values[c][i]);
+                                }
+                            }
+                        }
+                        let got = row[c][p2];
+                        assert!((f64::from(got) - want).abs() < 1e-6, "{got} vs {want}");
+                        // the dense copy holds exactly the row values
+                        let dense = d.at_index([p0 as i64, p1 as i64, p2 as i64])[c];
+                        assert_eq!(dense, f64::from(got));
+                    }
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! intensity steps into one pending chain; each is executed when the other kind comes next, and
 //! both at the end.
 
-use ndarray::{Array3, ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, Axis, IxDyn};
 
 use super::intensity::{self, Step, mix};
 use super::plan::{self, Displacement, M4, SpatialPlan};
@@ -19,7 +19,7 @@ use crate::random::Stream;
 const MAX_VOXELS: u64 = 1 << 32;
 
 /// The most control points per axis of an elastic deformation.
-const MAX_CONTROL_POINTS: usize = 64;
+const MAX_CONTROL_POINTS: usize = plan::MAX_CONTROL_POINTS;
 
 /// The number of nodes of a transform tree (the transform and everything inside it).
 fn size(t: &Transform) -> u64 {
@@ -455,24 +455,17 @@ impl Runner<'_> {
         let shape = plan.shape;
         let coarse: [usize; 3] =
             std::array::from_fn(|a| if shape[a] > 1 { spec.control_points } else { 1 });
-        let field = std::array::from_fn(|c| {
+        let values = std::array::from_fn(|c| {
             let real = c >= 3 - ndim && shape[c] > 1;
-            let mut grid = Array3::<f32>::zeros(coarse);
+            let mut grid = vec![0.0_f32; coarse.iter().product()];
             if real {
-                grid.iter_mut()
-                    .for_each(|v| *v = (stream.normal() * sigma / spacing[c]) as f32);
+                for v in &mut grid {
+                    *v = (stream.normal() * sigma / spacing[c]) as f32;
+                }
             }
-            let dense = if real {
-                // the last axis first, so that the largest pass writes contiguous slabs
-                [2, 1, 0]
-                    .into_iter()
-                    .fold(grid, |g, axis| bspline_upsample(&g, axis, shape[axis]))
-            } else {
-                Array3::zeros(shape)
-            };
-            dense.into_raw_vec_and_offset().0
+            grid
         });
-        plan.displace(Displacement { shape, field });
+        plan.displace(Displacement::spline(shape, coarse, values));
         Ok(())
     }
 
@@ -733,42 +726,6 @@ fn rescale(plan: &mut SpatialPlan, target: [usize; 3]) {
         m[a][3] = (n - 1.0) / 2.0 - (k - 1.0) / 2.0 * scale;
     }
     plan.change_grid(&m, target);
-}
-
-/// Upsamples a coarse grid along `axis` to `n` samples with a clamped cubic B-spline.
-fn bspline_upsample(coarse: &Array3<f32>, axis: usize, n: usize) -> Array3<f32> {
-    let k = coarse.shape()[axis];
-    let mut shape: [usize; 3] = std::array::from_fn(|a| coarse.shape()[a]);
-    shape[axis] = n;
-    let mut out = Array3::<f32>::zeros(shape);
-    if k == 1 {
-        for i in 0..n {
-            out.index_axis_mut(Axis(axis), i)
-                .assign(&coarse.index_axis(Axis(axis), 0));
-        }
-        return out;
-    }
-    for i in 0..n {
-        let t = if n > 1 {
-            i as f64 * (k - 1) as f64 / (n - 1) as f64
-        } else {
-            0.0
-        };
-        let j = t.floor();
-        let f = t - j;
-        let w = [
-            (1.0 - f).powi(3) / 6.0,
-            (3.0 * f.powi(3) - 6.0 * f * f + 4.0) / 6.0,
-            (-3.0 * f.powi(3) + 3.0 * f * f + 3.0 * f + 1.0) / 6.0,
-            f.powi(3) / 6.0,
-        ];
-        let mut slice = out.index_axis_mut(Axis(axis), i);
-        for (d, w) in w.into_iter().enumerate() {
-            let src = (j as i64 + d as i64 - 1).clamp(0, k as i64 - 1) as usize;
-            slice.scaled_add(w as f32, &coarse.index_axis(Axis(axis), src));
-        }
-    }
-    out
 }
 
 fn draw(stream: &mut Stream, [low, high]: [f64; 2]) -> f64 {
