@@ -62,8 +62,8 @@ pub fn segment<N: Network>(
     colin: &Colin,
     window: usize,
 ) -> Result<Array3<i64>, Box<dyn Error>> {
-    let logits = predict(network, colin.t1.view(), window)?;
-    Ok(tissue_labels(&logits, colin.mask.view()))
+    let logits = predict(network, &colin.t1.view(), window)?;
+    Ok(tissue_labels(&logits, &colin.mask.view()))
 }
 
 /// Writes the 2 mm labels on the 1 mm grid of the input (each 2 mm voxel to its eight 1 mm

@@ -28,8 +28,8 @@ impl Scores {
 
 /// The scores of `prediction` against `truth` over the voxels where `truth` > 0.
 pub fn score(
-    truth: ArrayView3<'_, i64>,
-    prediction: ArrayView3<'_, i64>,
+    truth: &ArrayView3<'_, i64>,
+    prediction: &ArrayView3<'_, i64>,
 ) -> Result<Scores, Box<dyn Error>> {
     let (t, p): (Vec<i64>, Vec<i64>) = truth
         .iter()
@@ -50,7 +50,7 @@ pub fn score(
 /// 32³ windows with Gaussian blending: `[4, x, y, z]`.
 pub fn predict<N: Network>(
     network: &mut N,
-    image: ArrayView3<'_, f32>,
+    image: &ArrayView3<'_, f32>,
     window: usize,
 ) -> Result<ndarray::Array4<f32>, Box<dyn Error>> {
     let volume = Volume::new(
@@ -69,7 +69,7 @@ pub fn predict<N: Network>(
 
 /// Labels inside `mask`: the best of the three tissues (the mask is given, as it is to the
 /// threshold rule); 0 outside.
-pub fn tissue_labels(logits: &ndarray::Array4<f32>, mask: ArrayView3<'_, bool>) -> Array3<i64> {
+pub fn tissue_labels(logits: &ndarray::Array4<f32>, mask: &ArrayView3<'_, bool>) -> Array3<i64> {
     let mut labels = Array3::<i64>::zeros(mask.raw_dim());
     for ((index, &inside), label) in mask.indexed_iter().zip(labels.iter_mut()) {
         if inside {

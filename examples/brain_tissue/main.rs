@@ -193,14 +193,14 @@ fn run_fold(
     let rule = ndarray::Zip::from(&image)
         .and(&truth)
         .map_collect(|&v, &t| if t > 0 { thresholds.label(v) } else { 0 });
-    let baseline = score(truth, rule.view())?;
+    let baseline = score(&truth, &rule.view())?;
 
     let patches = fold_patches(template, &train_blocks, config)?;
     let mut network = unet(config)?;
     let trained = train(&mut network, &patches, config, fold)?;
-    let logits = predict(&mut network, image, config.patch)?;
-    let prediction = tissue_labels(&logits, truth.mapv(|t| t > 0).view());
-    let scores = score(truth, prediction.view())?;
+    let logits = predict(&mut network, &image, config.patch)?;
+    let prediction = tissue_labels(&logits, &truth.mapv(|t| t > 0).view());
+    let scores = score(&truth, &prediction.view())?;
     Ok((
         FoldResult {
             network: scores,
