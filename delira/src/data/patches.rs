@@ -1,54 +1,4 @@
-//! Random patches of whole volumes, with foreground oversampling.
-//!
-//! Whole 3D volumes rarely fit a network's batch; training cuts fixed-size windows out of them.
-//! Uniform windows mostly show background when the structures of interest are small, so a patch is
-//! centred on a foreground voxel with probability `foreground_p` (nnU-Net's "oversampling") and
-//! placed uniformly otherwise.
-//!
-//! A [`PatchSource`] is one volume — an image `[C, spatial...]` and its label map `[spatial...]`,
-//! shared through `Arc` so that several sources can cut from one volume — restricted to a box
-//! (a [`region`](PatchSource::within)) that every window must lie in: a spatial block of a
-//! cross-validation fold, say, so that no training patch sees a voxel of the held-out block.
-//! A [`PatchDataset`] holds the sources and a number of patch *slots* per epoch; slot `i` cuts
-//! from source `i % sources`.
-//!
-//! # Randomness
-//!
-//! A window is drawn from a [`Stream`] and from nothing else. [`PatchDataset::loader`] draws the
-//! window of slot `i` in epoch `e` from the loader's transform stream of that sample (seed, `e`,
-//! `i`), so every epoch sees new patches, identical for any number of workers and after a resume.
-//! As a plain [`Dataset`], `get(i)` returns the patch of the stream
-//! `StreamKey::new(seed).sample(i).purpose("patch")`: the same patch every time (a fixed
-//! validation set of patches, for example).
-//!
-//! ```
-//! use std::sync::Arc;
-//! use delira::data::{Dataset, PatchConfig, PatchDataset, PatchSource, SequentialSampler, LoaderConfig};
-//! use ndarray::{ArrayD, IxDyn};
-//!
-//! // A 1-channel 20 × 20 × 20 volume whose only foreground voxel is (15, 4, 9).
-//! let image = Arc::new(ArrayD::<f32>::zeros(IxDyn(&[1, 20, 20, 20])));
-//! let mut labels = ArrayD::<i64>::zeros(IxDyn(&[20, 20, 20]));
-//! labels[[15, 4, 9]] = 2;
-//! let source = PatchSource::new(image, Arc::new(labels))?;
-//!
-//! // 8³ patches, always centred on foreground where possible.
-//! let config = PatchConfig::builder().size(vec![8, 8, 8]).foreground_p(1.0).build();
-//! let patches = PatchDataset::new(vec![source], config, 6)?;
-//! let loader = patches.loader(SequentialSampler::new(6), LoaderConfig::builder().batch_size(3).build(), |r, _| Ok(r))?;
-//! for batch in loader.epoch(0) {
-//!     let label = batch?.i64("label").unwrap().to_owned();
-//!     assert_eq!(label.shape(), [3, 8, 8, 8]);
-//!     // every patch holds the foreground voxel
-//!     for patch in label.outer_iter() {
-//!         assert_eq!(patch.iter().filter(|&&l| l == 2).count(), 1);
-//!     }
-//! }
-//! // The window is centred on the voxel: start 15 - 4 = 11, then clamped to fit the volume.
-//! let window = patches.window(0, &mut delira::random::StreamKey::new(1).stream());
-//! assert_eq!(window.start, [11, 0, 5]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Random patches of whole volumes, with foreground oversampling (see [`PatchDataset`]).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -255,7 +205,57 @@ pub struct PatchWindow {
     pub foreground: bool,
 }
 
-/// Patch slots over a list of sources: see the [module documentation](self).
+/// Patch slots over a list of sources, each drawing a random patch.
+///
+/// Whole 3D volumes rarely fit a network's batch; training cuts fixed-size windows out of them.
+/// Uniform windows mostly show background when the structures of interest are small, so a patch is
+/// centred on a foreground voxel with probability `foreground_p` (nnU-Net's "oversampling") and
+/// placed uniformly otherwise.
+///
+/// A [`PatchSource`] is one volume — an image `[C, spatial...]` and its label map `[spatial...]`,
+/// shared through `Arc` so that several sources can cut from one volume — restricted to a box
+/// (a [`region`](PatchSource::within)) that every window must lie in: a spatial block of a
+/// cross-validation fold, say, so that no training patch sees a voxel of the held-out block.
+/// A [`PatchDataset`] holds the sources and a number of patch *slots* per epoch; slot `i` cuts
+/// from source `i % sources`.
+///
+/// # Randomness
+///
+/// A window is drawn from a [`Stream`] and from nothing else. [`PatchDataset::loader`] draws the
+/// window of slot `i` in epoch `e` from the loader's transform stream of that sample (seed, `e`,
+/// `i`), so every epoch sees new patches, identical for any number of workers and after a resume.
+/// As a plain [`Dataset`], `get(i)` returns the patch of the stream
+/// `StreamKey::new(seed).sample(i).purpose("patch")`: the same patch every time (a fixed
+/// validation set of patches, for example).
+///
+/// ```
+/// use std::sync::Arc;
+/// use delira::data::{Dataset, PatchConfig, PatchDataset, PatchSource, SequentialSampler, LoaderConfig};
+/// use ndarray::{ArrayD, IxDyn};
+///
+/// // A 1-channel 20 × 20 × 20 volume whose only foreground voxel is (15, 4, 9).
+/// let image = Arc::new(ArrayD::<f32>::zeros(IxDyn(&[1, 20, 20, 20])));
+/// let mut labels = ArrayD::<i64>::zeros(IxDyn(&[20, 20, 20]));
+/// labels[[15, 4, 9]] = 2;
+/// let source = PatchSource::new(image, Arc::new(labels))?;
+///
+/// // 8³ patches, always centred on foreground where possible.
+/// let config = PatchConfig::builder().size(vec![8, 8, 8]).foreground_p(1.0).build();
+/// let patches = PatchDataset::new(vec![source], config, 6)?;
+/// let loader = patches.loader(SequentialSampler::new(6), LoaderConfig::builder().batch_size(3).build(), |r, _| Ok(r))?;
+/// for batch in loader.epoch(0) {
+///     let label = batch?.i64("label").unwrap().to_owned();
+///     assert_eq!(label.shape(), [3, 8, 8, 8]);
+///     // every patch holds the foreground voxel
+///     for patch in label.outer_iter() {
+///         assert_eq!(patch.iter().filter(|&&l| l == 2).count(), 1);
+///     }
+/// }
+/// // The window is centred on the voxel: start 15 - 4 = 11, then clamped to fit the volume.
+/// let window = patches.window(0, &mut delira::random::StreamKey::new(1).stream());
+/// assert_eq!(window.start, [11, 0, 5]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct PatchDataset {
     sources: Arc<[PatchSource]>,
@@ -451,7 +451,7 @@ impl Dataset for PatchDataset {
         self.len
     }
 
-    /// The fixed patch of slot `index` (see the [module documentation](self)).
+    /// The fixed patch of slot `index` (see [`PatchDataset`]).
     fn get(&self, index: usize) -> Result<Record, DataError> {
         if index >= self.len {
             return Err(DataError::OutOfRange {
