@@ -49,6 +49,7 @@ pub mod io;
 pub mod logging;
 pub mod models;
 pub mod random;
+pub mod testing;
 pub mod training;
 
 /// Only the derive lives at the crate root: `use delira::Dataset;` imports the derive, and the

@@ -17,6 +17,8 @@ mod torch_models;
 mod training_callbacks;
 mod training_checkpoint;
 mod training_metrics;
+mod training_resume;
 mod training_schedule;
+mod training_trainer;
 mod ui;
 mod wrappers;

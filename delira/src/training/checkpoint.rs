@@ -642,21 +642,21 @@ mod json_float {
 }
 
 /// JSON for a map of `f64` that may be NaN or infinite.
-mod json_float_map {
+pub(crate) mod json_float_map {
     use std::collections::BTreeMap;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
     use super::json_float::{Repr, from_repr, to_repr};
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         map: &BTreeMap<String, f64>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_map(map.iter().map(|(k, v)| (k, to_repr(*v))))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<BTreeMap<String, f64>, D::Error> {
         BTreeMap::<String, Repr>::deserialize(deserializer)?

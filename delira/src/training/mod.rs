@@ -1,4 +1,5 @@
-//! Training: metrics, learning-rate schedules, callbacks and checkpoint files.
+//! Training: the [`Trainer`] loop, metrics, learning-rate schedules, callbacks and checkpoint
+//! files.
 //!
 //! Everything here works on plain numbers and `ndarray` arrays, after the network: the same code
 //! serves every backend.
@@ -8,5 +9,11 @@ pub mod checkpoint;
 pub mod metrics;
 mod monitor;
 pub mod schedule;
+pub mod trainer;
 
+pub use metrics::Metric;
 pub use monitor::{BestTracker, Mode};
+pub use trainer::{
+    BEST_DIR, BatchSource, CHECKPOINTS_DIR, EpochRecord, FitReport, MonitorConfig, NonFinitePolicy,
+    TrainError, Trainer, TrainerConfig,
+};

@@ -7,6 +7,8 @@
 //! - Segmentation surfaces: [`hausdorff95`], [`average_surface_distance`], in millimetres
 //!   through the voxel spacing.
 //! - Regression: [`mean_absolute_error`], [`mean_squared_error`].
+//! - Per-sample metrics of a training step for the trainer: the [`Metric`] trait with
+//!   [`Accuracy`], [`Dice`] and [`RegressionError`] (MAE, MSE).
 //! - Averaging over an epoch: [`RunningMean`] and [`MetricMeans`] weight every batch by its
 //!   number of samples, so an epoch's value is the mean over samples, not over batches.
 //!
@@ -16,11 +18,13 @@
 //! truth, a surface distance without any surface) is `None`, never a made-up number. The
 //! `*_mean` helpers skip `None` values. Each function states its rule.
 
+mod batch;
 mod classification;
 mod overlap;
 mod running;
 mod surface;
 
+pub use batch::{Accuracy, Dice, ErrorKind, Metric, RegressionError};
 pub use classification::{Average, ConfusionMatrix, roc_auc, roc_auc_ovr};
 pub use overlap::{dice_per_class, iou_per_class, mean_defined};
 pub use running::{MetricMeans, RunningMean};
@@ -81,6 +85,26 @@ pub enum MetricError {
         value: f64,
         /// Its flat position.
         position: usize,
+    },
+    /// A prediction or batch field the metric reads is missing.
+    #[error("{what}: there is no field `{field}`; available: {available:?}")]
+    MissingField {
+        /// Which metric.
+        what: &'static str,
+        /// The field it reads.
+        field: String,
+        /// The fields that exist.
+        available: Vec<String>,
+    },
+    /// A batch field holds the wrong type of values.
+    #[error("{what}: field `{field}` does not hold {expected}; point the metric at another field")]
+    FieldKind {
+        /// Which metric.
+        what: &'static str,
+        /// The field.
+        field: String,
+        /// What the metric needs.
+        expected: &'static str,
     },
     /// The voxel spacing does not fit the volume.
     #[error(
