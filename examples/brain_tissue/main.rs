@@ -22,7 +22,8 @@
 //!
 //! Outputs under `--out` (default `runs/brain_tissue/<quick|full>`): `folds.csv`,
 //! `best.safetensors` (the best fold's network state), `colin27_tissue.nii.gz`,
-//! `colin27_overlay.png`.
+//! `colin27_overlay.png`, and per fold the trainer's run folder `fold<k>/` (checkpoints,
+//! `metrics.csv`, `metrics.jsonl`, TensorBoard events).
 
 mod baseline;
 mod colin;
@@ -127,7 +128,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut results = Vec::new();
     let mut best: Option<(f64, usize, delira::backend::State)> = None;
     for fold in 0..template.blocks.len() {
-        let (result, network) = run_fold(&template, &config, fold)?;
+        let run_dir = out.join(format!("fold{fold}"));
+        let (result, network) = run_fold(&template, &config, fold, &run_dir)?;
         print_fold(fold, &result);
         let mean = result.network.mean_dice();
         if best.as_ref().is_none_or(|(b, _, _)| mean > *b) {
@@ -171,6 +173,7 @@ fn run_fold(
     template: &Template,
     config: &RunConfig,
     fold: usize,
+    run_dir: &std::path::Path,
 ) -> Result<(FoldResult, impl Network), Box<dyn Error>> {
     let held_out = &template.blocks[fold];
     let train_blocks: Vec<_> = template
@@ -196,8 +199,7 @@ fn run_fold(
     let baseline = score(&truth, &rule.view())?;
 
     let patches = fold_patches(template, &train_blocks, config)?;
-    let mut network = unet(config)?;
-    let trained = train(&mut network, &patches, config, fold)?;
+    let (mut network, trained) = train(unet(config)?, &patches, config, fold, run_dir)?;
     let logits = predict(&mut network, &image, config.patch)?;
     let prediction = tissue_labels(&logits, &truth.mapv(|t| t > 0).view());
     let scores = score(&truth, &prediction.view())?;

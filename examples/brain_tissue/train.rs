@@ -2,6 +2,7 @@
 
 use std::error::Error;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,14 +10,15 @@ use delira::augment::{
     AffineSpec, BrightnessSpec, FlipSpec, GammaSpec, MaybeSpec, NoiseSpec, Pipeline, Transform,
 };
 use delira::backend::torch::TorchNetwork;
-use delira::backend::{AdamConfig, Device, DiceCeConfig, Network};
+use delira::backend::{AdamConfig, Device, DiceCeConfig, Network, TOTAL_LOSS};
 use delira::data::{
     DataError, LoaderConfig, PatchConfig, PatchDataset, PatchSource, RandomSampler, Record, Value,
 };
 use delira::io::{Affine, LabelMap, Volume};
 use delira::models::torch::{Norm, UNet, UNetConfig};
 use delira::random::Stream;
-use delira::training::schedule::{Schedule, ScheduleConfig};
+use delira::training::schedule::ScheduleConfig;
+use delira::training::{Trainer, TrainerConfig};
 use ndarray::{ArrayD, Axis};
 
 use crate::template::{CLASSES, Template};
@@ -53,12 +55,12 @@ impl RunConfig {
             name: "quick",
             base: 8,
             depth: 3,
-            epochs: 16,
+            epochs: 10,
             patches_per_epoch: 64,
             batch_size: 4,
             patch: 32,
             foreground_p: 0.9,
-            lr: 3e-3,
+            lr: 2e-3,
             seed: 42,
         }
     }
@@ -67,15 +69,20 @@ impl RunConfig {
     pub fn full() -> Self {
         Self {
             name: "full",
-            epochs: 30,
-            patches_per_epoch: 128,
+            epochs: 24,
+            patches_per_epoch: 96,
             ..Self::quick()
         }
     }
 }
 
-/// A 3D U-Net (instance norm) with Adam and Dice + cross-entropy, on the CPU. `tch` draws the
-/// initial weights from its global generator, seeded here.
+/// A 3D U-Net with Adam and Dice + cross-entropy, on the CPU. `tch` draws the initial weights
+/// from its global generator, seeded here.
+///
+/// No normalisation layers: instance normalisation (the usual choice) rescales every patch by
+/// its own statistics and so hides the absolute intensity that separates the tissues here (with
+/// it, 960 steps reached 87% accuracy on the first held-out block, against the threshold rule's
+/// 95.8%).
 pub fn unet(config: &RunConfig) -> Result<TorchNetwork<UNet>, Box<dyn Error>> {
     delira::backend::torch::tch::manual_seed(config.seed as i64);
     let shape = UNetConfig::builder()
@@ -83,7 +90,7 @@ pub fn unet(config: &RunConfig) -> Result<TorchNetwork<UNet>, Box<dyn Error>> {
         .classes(CLASSES as i64)
         .depth(config.depth)
         .base(config.base)
-        .norm(Norm::Instance)
+        .norm(Norm::None)
         .build();
     Ok(TorchNetwork::new(
         Device::Cpu,
@@ -139,14 +146,14 @@ pub fn augmentation() -> Pipeline {
         ),
         FlipSpec::new([0]).into(),
         BrightnessSpec {
-            multiply: [0.85, 1.15],
-            add: [-0.05, 0.05],
+            multiply: [0.95, 1.05],
+            add: [0.0, 0.0],
         }
         .into(),
-        maybe(0.5, GammaSpec { gamma: [0.8, 1.25] }.into()),
+        maybe(0.3, GammaSpec { gamma: [0.9, 1.1] }.into()),
         maybe(
             0.3,
-            Transform::GaussianNoise(NoiseSpec { std: [0.0, 0.03] }),
+            Transform::GaussianNoise(NoiseSpec { std: [0.0, 0.02] }),
         ),
     ])
 }
@@ -191,18 +198,17 @@ pub struct Trained {
     pub seconds: f64,
 }
 
-/// Trains `network` on `patches`: a fresh set of augmented patches every epoch (one loader
-/// worker), Adam with a cosine learning-rate schedule.
-///
-/// TODO(`delira::training::Trainer::fit` lands on `main`): replace this loop by the trainer, with
-/// the loss as metric, a CSV sink and checkpoints in the fold's run folder; it is the only place
-/// that drives the network.
+/// Trains `network` on `patches` through delira's trainer: a fresh set of augmented patches every
+/// epoch (one loader worker), Adam with a cosine learning-rate schedule, a checkpoint every epoch
+/// and the metric logs (CSV, JSON lines, TensorBoard) in `run_dir`. The only place that drives the
+/// network, so that a change of the trainer's API is cheap.
 pub fn train<N: Network>(
-    network: &mut N,
+    network: N,
     patches: &PatchDataset,
     config: &RunConfig,
     fold: usize,
-) -> Result<Trained, Box<dyn Error>> {
+    run_dir: &Path,
+) -> Result<(N, Trained), Box<dyn Error>> {
     let started = Instant::now();
     let pipeline = Arc::new(augmentation());
     let loader_config = LoaderConfig::builder()
@@ -216,43 +222,29 @@ pub fn train<N: Network>(
     let loader = patches.loader(sampler, loader_config, move |record, stream| {
         augment_record(&pipeline, record, stream)
     })?;
-    let mut schedule = Schedule::new(
-        ScheduleConfig::CosineAnnealing {
+
+    let trainer_config = TrainerConfig::builder()
+        .epochs(config.epochs)
+        .seed(config.seed)
+        .build();
+    let mut trainer = Trainer::new(network, trainer_config, run_dir)
+        .with_schedule(ScheduleConfig::CosineAnnealing {
             t_max: config.epochs,
             eta_min: config.lr / 100.0,
+        })?
+        .with_default_sinks()?
+        .with_progress(true);
+    let report = trainer.fit(&loader, None)?;
+    let losses = report
+        .history
+        .iter()
+        .map(|epoch| epoch.train.get(TOTAL_LOSS).copied().unwrap_or(f64::NAN))
+        .collect();
+    Ok((
+        trainer.into_network(),
+        Trained {
+            losses,
+            seconds: started.elapsed().as_secs_f64(),
         },
-        config.lr,
-    )?;
-
-    let mut losses = Vec::new();
-    for epoch in 0..config.epochs {
-        network.set_learning_rate(schedule.lr());
-        let (mut sum, mut steps) = (0.0, 0);
-        for batch in loader.epoch(epoch) {
-            let output = network.train_step(&batch?)?;
-            let loss = output.loss().ok_or("the train step reported no loss")?;
-            if !loss.is_finite() {
-                return Err(format!("fold {fold}, epoch {epoch}: the loss is {loss}").into());
-            }
-            sum += loss;
-            steps += 1;
-        }
-        losses.push(sum / f64::from(steps.max(1)));
-        eprintln!(
-            "fold {fold} epoch {epoch:>3}: loss {:.4} ({:.0} s)",
-            sum / f64::from(steps.max(1)),
-            started.elapsed().as_secs_f64()
-        );
-        schedule.step_epoch(None)?;
-        tracing::info!(
-            fold,
-            epoch,
-            loss = sum / f64::from(steps.max(1)),
-            "epoch done"
-        );
-    }
-    Ok(Trained {
-        losses,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    ))
 }
