@@ -71,7 +71,7 @@ fn image_record(i: usize) -> Record {
 
 /// Random noise on every float field and, for images, a random left-right flip of image and
 /// label together.
-fn augment(mut record: Record, stream: &mut Stream) -> Result<Record, delira::data::DataError> {
+fn augment(mut record: Record, stream: &mut Stream) -> Record {
     let flip = stream.bernoulli(0.5);
     for name in ["x", "image"] {
         if let Some(Value::F32(a)) = record.get_mut(name) {
@@ -84,7 +84,7 @@ fn augment(mut record: Record, stream: &mut Stream) -> Result<Record, delira::da
     if flip && let Some(Value::I64(label)) = record.get_mut("label") {
         label.invert_axis(ndarray::Axis(1));
     }
-    Ok(record)
+    record
 }
 
 fn run<N: Network>(
@@ -110,7 +110,7 @@ fn run<N: Network>(
         train_config,
     )
     .map_err(|e| e.to_string())?
-    .with_transform(augment);
+    .with_transform(|record, stream| Ok(augment(record, stream)));
     let valid_config = LoaderConfig::builder().batch_size(5).workers(1).build();
     let valid = Loader::new(
         FnDataset::new(8, move |i| Ok(make(i + 100))),

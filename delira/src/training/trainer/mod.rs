@@ -482,7 +482,6 @@ impl<N: Network> Trainer<N> {
             let computing_since = Instant::now();
             let batch = next?;
             let attempted = state.step + 1;
-            let position = state.batch_in_epoch;
             if let Some(reason) =
                 self.hook(Hook::IterationBegin, epoch, state.step, &BTreeMap::new())?
             {
@@ -511,60 +510,13 @@ impl<N: Network> Trainer<N> {
                 step: attempted,
             })?;
             if !loss.is_finite() {
-                let samples = batch.indices().to_vec();
-                let Some(snapshot) = snapshot else {
-                    tracing::error!(
-                        epoch,
-                        step = attempted,
-                        batch = position,
-                        loss,
-                        ?samples,
-                        "non-finite loss; stopping"
-                    );
-                    return Err(TrainError::NonFiniteLoss {
-                        epoch,
-                        step: attempted,
-                        batch: position,
-                        samples,
-                        loss,
-                    });
-                };
-                self.network
-                    .import_state(&snapshot)
-                    .map_err(|source| TrainError::State {
-                        path: self.run_dir.clone(),
-                        source: Box::new(source),
-                    })?;
-                state.skipped += 1;
-                tracing::warn!(
-                    epoch,
-                    step = attempted,
-                    batch = position,
-                    loss,
-                    ?samples,
-                    skipped = state.skipped,
-                    "non-finite loss; batch skipped"
-                );
+                self.non_finite(state, &batch, loss, snapshot)?;
                 waiting_since = Instant::now();
                 continue;
             }
 
             state.step = attempted;
-            let samples = batch.len();
-            for (name, value) in &output.losses {
-                state.train_means.add(name, *value, samples);
-            }
-            add_metrics(
-                &self.metrics,
-                &mut state.train_means,
-                &output,
-                &batch,
-                epoch,
-            )?;
-            if let Some(schedule) = self.schedule.as_mut().filter(|s| s.per_iteration()) {
-                let lr = schedule.step_iteration()?;
-                self.network.set_learning_rate(lr);
-            }
+            self.record_step(state, &output, &batch)?;
             let stop = if self.callbacks.is_empty() {
                 None
             } else {
@@ -572,7 +524,7 @@ impl<N: Network> Trainer<N> {
             };
             self.sinks.scalar("train/step_loss", state.step, loss).ok();
             if let Some(progress) = progress.as_deref_mut() {
-                progress.batch(loss, samples, waiting, computing_since.elapsed());
+                progress.batch(loss, batch.len(), waiting, computing_since.elapsed());
             }
             tracing::debug!(epoch, step = state.step, loss, "step");
             if self.config.checkpoint.write_at_step(state.step) {
@@ -583,6 +535,79 @@ impl<N: Network> Trainer<N> {
                 break;
             }
             waiting_since = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// A non-finite loss at the batch just trained: an error under [`NonFinitePolicy::Stop`];
+    /// under [`NonFinitePolicy::SkipBatch`] the state from before the batch (`snapshot`) is
+    /// restored and the batch counted.
+    fn non_finite(
+        &mut self,
+        state: &mut RunState,
+        batch: &Batch,
+        loss: f64,
+        snapshot: Option<State>,
+    ) -> Result<(), TrainError> {
+        let (epoch, step, position) = (state.epoch, state.step + 1, state.batch_in_epoch - 1);
+        let samples = batch.indices().to_vec();
+        let Some(snapshot) = snapshot else {
+            tracing::error!(
+                epoch,
+                step,
+                batch = position,
+                loss,
+                ?samples,
+                "non-finite loss; stopping"
+            );
+            return Err(TrainError::NonFiniteLoss {
+                epoch,
+                step,
+                batch: position,
+                samples,
+                loss,
+            });
+        };
+        self.network
+            .import_state(&snapshot)
+            .map_err(|source| TrainError::State {
+                path: self.run_dir.clone(),
+                source: Box::new(source),
+            })?;
+        state.skipped += 1;
+        tracing::warn!(
+            epoch,
+            step,
+            batch = position,
+            loss,
+            ?samples,
+            skipped = state.skipped,
+            "non-finite loss; batch skipped"
+        );
+        Ok(())
+    }
+
+    /// Adds a finished step's losses and metrics to the epoch's means and steps a
+    /// per-iteration schedule.
+    fn record_step(
+        &mut self,
+        state: &mut RunState,
+        output: &crate::backend::StepOutput,
+        batch: &Batch,
+    ) -> Result<(), TrainError> {
+        for (name, value) in &output.losses {
+            state.train_means.add(name, *value, batch.len());
+        }
+        add_metrics(
+            &self.metrics,
+            &mut state.train_means,
+            output,
+            batch,
+            state.epoch,
+        )?;
+        if let Some(schedule) = self.schedule.as_mut().filter(|s| s.per_iteration()) {
+            let lr = schedule.step_iteration()?;
+            self.network.set_learning_rate(lr);
         }
         Ok(())
     }
