@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use delira::augment::{
-    AffineSpec, BrightnessSpec, FlipSpec, GammaSpec, MaybeSpec, NoiseSpec, Pipeline, Transform,
+    AffineSpec, BrightnessSpec, FlipSpec, MaybeSpec, NoiseSpec, Pipeline, Transform,
 };
 use delira::backend::torch::TorchNetwork;
 use delira::backend::{AdamConfig, Device, DiceCeConfig, Network, TOTAL_LOSS};
@@ -69,7 +69,7 @@ impl RunConfig {
     pub fn full() -> Self {
         Self {
             name: "full",
-            epochs: 24,
+            epochs: 20,
             patches_per_epoch: 96,
             ..Self::quick()
         }
@@ -79,10 +79,10 @@ impl RunConfig {
 /// A 3D U-Net with Adam and Dice + cross-entropy, on the CPU. `tch` draws the initial weights
 /// from its global generator, seeded here.
 ///
-/// No normalisation layers: instance normalisation (the usual choice) rescales every patch by
-/// its own statistics and so hides the absolute intensity that separates the tissues here (with
-/// it, 960 steps reached 87% accuracy on the first held-out block, against the threshold rule's
-/// 95.8%).
+/// Batch normalisation: instance normalisation (the usual choice for 3D segmentation) rescales
+/// every patch by its own statistics and so hides the absolute intensity that separates the
+/// tissues here (with it, 960 steps reached 87% accuracy on the first held-out block, against the
+/// threshold rule's 95.8%); without any normalisation training was slower still.
 pub fn unet(config: &RunConfig) -> Result<TorchNetwork<UNet>, Box<dyn Error>> {
     delira::backend::torch::tch::manual_seed(config.seed as i64);
     let shape = UNetConfig::builder()
@@ -90,7 +90,7 @@ pub fn unet(config: &RunConfig) -> Result<TorchNetwork<UNet>, Box<dyn Error>> {
         .classes(CLASSES as i64)
         .depth(config.depth)
         .base(config.base)
-        .norm(Norm::None)
+        .norm(Norm::Batch)
         .build();
     Ok(TorchNetwork::new(
         Device::Cpu,
@@ -126,8 +126,9 @@ pub fn fold_patches(
     )?)
 }
 
-/// Flip (left/right), a small rotation and scaling, and intensity changes (brightness, gamma,
-/// noise): images interpolated linearly, labels by nearest neighbour, one resampling.
+/// Flip (left/right), a small rotation and scaling, and mild intensity changes (brightness,
+/// noise; the tissues differ by intensity, so strong changes would blur the classes): images
+/// interpolated linearly, labels by nearest neighbour, one resampling.
 pub fn augmentation() -> Pipeline {
     let maybe = |p: f64, t: Transform| -> Transform {
         MaybeSpec {
@@ -146,11 +147,10 @@ pub fn augmentation() -> Pipeline {
         ),
         FlipSpec::new([0]).into(),
         BrightnessSpec {
-            multiply: [0.95, 1.05],
+            multiply: [0.97, 1.03],
             add: [0.0, 0.0],
         }
         .into(),
-        maybe(0.3, GammaSpec { gamma: [0.9, 1.1] }.into()),
         maybe(
             0.3,
             Transform::GaussianNoise(NoiseSpec { std: [0.0, 0.02] }),
