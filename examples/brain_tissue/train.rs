@@ -82,7 +82,8 @@ impl RunConfig {
 /// Batch normalisation: instance normalisation (the usual choice for 3D segmentation) rescales
 /// every patch by its own statistics and so hides the absolute intensity that separates the
 /// tissues here (with it, 960 steps reached 87% accuracy on the first held-out block, against the
-/// threshold rule's 95.8%); without any normalisation training was slower still.
+/// threshold rule's 95.8%). Without normalisation, 160 steps reached 81.0% there, batch
+/// normalisation 79.6% (and 88.4% after 480 steps).
 pub fn unet(config: &RunConfig) -> Result<TorchNetwork<UNet>, Box<dyn Error>> {
     delira::backend::torch::tch::manual_seed(config.seed as i64);
     let shape = UNetConfig::builder()
