@@ -9,6 +9,7 @@ mod cache;
 mod dataset;
 mod fields;
 mod loader;
+mod patches;
 mod sampler;
 pub mod split;
 pub(crate) mod subjects;
@@ -23,6 +24,7 @@ pub use fields::{
     WeightField,
 };
 pub use loader::{Epoch, EpochStats, Loader, LoaderConfig, LoaderError};
+pub use patches::{PatchConfig, PatchDataset, PatchError, PatchSlots, PatchSource, PatchWindow};
 pub use sampler::{
     BatchSampler, ClassBalancedSampler, IndexSampler, RandomSampler, Sampler, SamplerConfig,
     SamplerError, SamplerKind, SequentialSampler, WeightedSampler,

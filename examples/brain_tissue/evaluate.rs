@@ -1,0 +1,87 @@
+//! Whole-block segmentation by sliding windows and its scores inside the brain.
+
+use std::error::Error;
+
+use delira::backend::Network;
+use delira::inference::{NetworkPredictor, SlidingWindow};
+use delira::io::{Affine, Volume};
+use delira::training::metrics::{ConfusionMatrix, dice_per_class};
+use ndarray::{Array3, ArrayView3, Axis};
+
+use crate::template::{CLASSES, OTHER, WHITE};
+
+/// Dice of CSF/other, GM and WM and the voxel accuracy, inside the brain mask.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scores {
+    /// Dice of labels 1, 2, 3.
+    pub dice: [f64; 3],
+    /// The fraction of brain voxels labelled correctly.
+    pub accuracy: f64,
+}
+
+impl Scores {
+    /// The mean Dice of the three tissues.
+    pub fn mean_dice(&self) -> f64 {
+        self.dice.iter().sum::<f64>() / 3.0
+    }
+}
+
+/// The scores of `prediction` against `truth` over the voxels where `truth` > 0.
+pub fn score(
+    truth: &ArrayView3<'_, i64>,
+    prediction: &ArrayView3<'_, i64>,
+) -> Result<Scores, Box<dyn Error>> {
+    let (t, p): (Vec<i64>, Vec<i64>) = truth
+        .iter()
+        .zip(prediction.iter())
+        .filter(|&(&t, _)| t > 0)
+        .map(|(&t, &p)| (t, p))
+        .unzip();
+    let dice = dice_per_class(&t, &p, CLASSES)?;
+    let matrix = ConfusionMatrix::from_labels(&t, &p, CLASSES)?;
+    let value = |label: i64| dice[label as usize].unwrap_or(0.0);
+    Ok(Scores {
+        dice: [value(OTHER), value(OTHER + 1), value(WHITE)],
+        accuracy: matrix.accuracy(),
+    })
+}
+
+/// The class scores of `network` for every voxel of `image` (a whole block or brain), by sliding
+/// 32³ windows with Gaussian blending: `[4, x, y, z]`.
+pub fn predict<N: Network>(
+    network: &mut N,
+    image: &ArrayView3<'_, f32>,
+    window: usize,
+) -> Result<ndarray::Array4<f32>, Box<dyn Error>> {
+    let volume = Volume::new(
+        image.to_owned().insert_axis(Axis(0)).into_dyn(),
+        Affine::from_spacing([2.0; 3]),
+    );
+    let sliding = SlidingWindow::builder()
+        .window(vec![window; 3])
+        .overlap(0.5)
+        .batch_size(4)
+        .build();
+    let mut predictor = NetworkPredictor::new(network, "image", "logits");
+    let logits = sliding.run(&mut predictor, &volume)?;
+    Ok(logits.into_parts().0.into_dimensionality()?)
+}
+
+/// Labels inside `mask`: the best of the three tissues (the mask is given, as it is to the
+/// threshold rule); 0 outside.
+pub fn tissue_labels(logits: &ndarray::Array4<f32>, mask: &ArrayView3<'_, bool>) -> Array3<i64> {
+    let mut labels = Array3::<i64>::zeros(mask.raw_dim());
+    for ((index, &inside), label) in mask.indexed_iter().zip(labels.iter_mut()) {
+        if inside {
+            let (x, y, z) = index;
+            let mut best = OTHER;
+            for class in OTHER + 1..=WHITE {
+                if logits[[class as usize, x, y, z]] > logits[[best as usize, x, y, z]] {
+                    best = class;
+                }
+            }
+            *label = best;
+        }
+    }
+    labels
+}
