@@ -17,8 +17,8 @@
 
 mod dataset;
 mod diag;
-mod model;
 mod experiment;
+mod model;
 
 use proc_macro::TokenStream;
 

@@ -59,15 +59,15 @@ pub mod training;
 /// return a [`data::SubjectDataset`] that does.
 pub use delira_macros::Dataset;
 
-/// Declares a network: its layers as fields with their constructor arguments; the macro writes
-/// the construction with stable parameter names, the step-level network, the parameter count and
-/// a printable summary. See the macro crate's documentation.
-pub use delira_macros::model;
 /// Declares an experiment: data, model, split, training settings; generates its typed
 /// configuration, `run`/`kfold`/`resume`/`test`, a command line and a test module.
 ///
 #[cfg_attr(not(doctest), doc = include_str!("../../delira-macros/doc/experiment.md"))]
 pub use delira_macros::experiment;
+/// Declares a network: its layers as fields with their constructor arguments; the macro writes
+/// the construction with stable parameter names, the step-level network, the parameter count and
+/// a printable summary. See the macro crate's documentation.
+pub use delira_macros::model;
 
 /// The examples of `#[derive(Dataset)]`'s documentation, run as doctests of this crate: the macro
 /// crate cannot depend on the runtime that its examples use.
