@@ -157,7 +157,10 @@ fn bench(c: &mut Criterion<CpuTime>) {
                         .expect("the pipeline fits the sample");
                     s
                 },
-                criterion::BatchSize::LargeInput,
+                // a fresh copy right before each timed call, as the numpy comparison resets its
+                // array right before each operation (batches of inputs prepared ahead would leave
+                // the timed one colder in cache than numpy's)
+                criterion::BatchSize::PerIteration,
             );
         });
     }
