@@ -84,14 +84,23 @@ def batchgenerators_timings(image, label, results):
             ]
         ),
     }
+    batch = {}
+
+    def fresh():
+        # untimed, as delira's bench clones its sample outside the timing: batchgenerators
+        # changes its input in place (mirroring, intensity), so each call gets new arrays
+        batch["data"] = image[None].copy()
+        batch["seg"] = label[None].astype(np.float32)
+
     for name, pipeline in pipelines.items():
 
         def run():
-            out = pipeline(data=image[None].copy(), seg=label[None].astype(np.float32))
+            out = pipeline(data=batch["data"], seg=batch["seg"])
             if name == "c":  # batchgenerators has no fixed-bounds clip; numpy does it
                 np.clip(out["data"], -3, 3, out=out["data"])
 
-        results[f"batchgenerators/{name}"] = median_time(run)
+        fresh()
+        results[f"batchgenerators/{name}"] = median_time(run, setup=fresh)
 
 
 def monai_timings(image, label, results):

@@ -669,6 +669,9 @@ fn general_row(
         if !inside.is_empty() {
             fast.select(geometry);
             fast.nearest(part(u, &all), inside.clone());
+            for &k in fast.nearest[inside.clone()].iter().step_by(16) {
+                prefetch(src, k as usize);
+            }
             for (o, &k) in out[inside.clone()]
                 .iter_mut()
                 .zip(&fast.nearest[inside.clone()])
@@ -706,6 +709,15 @@ fn linear_row_inside(
     let out = &mut out[..n];
     let corner = &fast.corner[range.clone()][..n];
     let [tx, ty, tz] = std::array::from_fn(|a| &fast.t[a][range.clone()][..n]);
+    // the row's cache lines requested up front, so that their misses overlap instead of
+    // stalling the gathers one after another (every 8th voxel: a line holds 16 values and a row
+    // advances about one value per voxel along the fastest axis)
+    for &b in corner.iter().step_by(8) {
+        let b = b as usize;
+        for k in [0, dy, dx, dx + dy] {
+            prefetch(src, b + k);
+        }
+    }
     for i in 0..n {
         let b = corner[i] as usize;
         // SAFETY: the lower corner has index at most `dim - 2` along each axis longer than 1 and
@@ -725,6 +737,22 @@ fn linear_row_inside(
 fn inside(u: f32, dim: usize) -> Option<f32> {
     let hi = (dim - 1) as f32;
     (u >= -EDGE_TOLERANCE && u <= hi + EDGE_TOLERANCE).then(|| u.clamp(0.0, hi))
+}
+
+/// Asks the processor to bring the cache line of `data[at]` closer (a hint: no effect on any
+/// result, and harmless for any `at`, which is never dereferenced).
+#[inline(always)]
+#[allow(clippy::inline_always)]
+fn prefetch<T>(data: &[T], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let p = data.as_ptr().wrapping_add(at).cast::<i8>();
+        // SAFETY: a prefetch never faults and never changes memory, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
 }
 
 #[inline]
