@@ -38,6 +38,7 @@ use std::time::Instant;
 
 use delira::backend::Network;
 use delira::backend::torch::tch;
+use delira::models::torch::Norm;
 
 use crate::evaluate::{Scores, predict, score, tissue_labels};
 use crate::template::{Template, crop, load_template};
@@ -49,6 +50,8 @@ struct Options {
     data: PathBuf,
     out: PathBuf,
     threads: usize,
+    /// The folds to run (all by default).
+    folds: Option<Vec<usize>>,
 }
 
 fn options() -> Result<Options, Box<dyn Error>> {
@@ -56,6 +59,7 @@ fn options() -> Result<Options, Box<dyn Error>> {
     let (mut config, mut data, mut out) = (RunConfig::quick(), PathBuf::from("data"), None);
     let mut threads = 1;
     let mut epochs = None;
+    let mut folds = None;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("`{name}` needs a value"));
         match arg.as_str() {
@@ -64,10 +68,35 @@ fn options() -> Result<Options, Box<dyn Error>> {
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--threads" => threads = value("--threads")?.parse()?,
             "--epochs" => epochs = Some(value("--epochs")?.parse()?),
+            "--patches" => config.patches_per_epoch = value("--patches")?.parse()?,
+            "--lr" => config.lr = value("--lr")?.parse()?,
+            "--batch" => config.batch_size = value("--batch")?.parse()?,
+            "--foreground" => config.foreground_p = value("--foreground")?.parse()?,
+            "--norm" => {
+                config.norm = match value("--norm")?.as_str() {
+                    "batch" => Norm::Batch,
+                    "instance" => Norm::Instance,
+                    "none" => Norm::None,
+                    other => {
+                        return Err(
+                            format!("unknown norm `{other}`; use batch, instance or none").into(),
+                        );
+                    }
+                }
+            }
+            "--folds" => {
+                folds = Some(
+                    value("--folds")?
+                        .split(',')
+                        .map(str::parse)
+                        .collect::<Result<Vec<usize>, _>>()?,
+                );
+            }
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`; use --full, --epochs N, --threads N, --data DIR, \
-                     --out DIR"
+                    "unknown argument `{other}`; use --full, --epochs N, --patches N, --batch N, \
+                     --lr X, --norm batch|instance|none, --foreground P, --folds K[,K...], \
+                     --threads N, --data DIR, --out DIR"
                 )
                 .into());
             }
@@ -82,11 +111,13 @@ fn options() -> Result<Options, Box<dyn Error>> {
         data,
         out,
         threads,
+        folds,
     })
 }
 
 /// One fold's figures.
 struct FoldResult {
+    fold: usize,
     network: Scores,
     baseline: Scores,
     train_seconds: f64,
@@ -103,6 +134,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         data,
         out,
         threads,
+        folds,
     } = options()?;
     // One libtorch thread by default: on the shared 2-core machine two OpenMP threads that
     // compete with other processes made a training step about three times slower.
@@ -127,10 +159,14 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut results = Vec::new();
     let mut best: Option<(f64, usize, delira::backend::State)> = None;
-    for fold in 0..template.blocks.len() {
+    let folds = folds.unwrap_or_else(|| (0..template.blocks.len()).collect());
+    if let Some(&bad) = folds.iter().find(|&&k| k >= template.blocks.len()) {
+        return Err(format!("fold {bad} does not exist; use 0..{}", template.blocks.len()).into());
+    }
+    for &fold in &folds {
         let run_dir = out.join(format!("fold{fold}"));
         let (result, network) = run_fold(&template, &config, fold, &run_dir)?;
-        print_fold(fold, &result);
+        print_fold(fold, results.is_empty(), &result);
         let mean = result.network.mean_dice();
         if best.as_ref().is_none_or(|(b, _, _)| mean > *b) {
             best = Some((mean, fold, network.export_state()?));
@@ -205,6 +241,7 @@ fn run_fold(
     let scores = score(&truth, &prediction.view())?;
     Ok((
         FoldResult {
+            fold,
             network: scores,
             baseline,
             train_seconds: trained.seconds,
@@ -214,8 +251,8 @@ fn run_fold(
     ))
 }
 
-fn print_fold(fold: usize, r: &FoldResult) {
-    if fold == 0 {
+fn print_fold(fold: usize, header: bool, r: &FoldResult) {
+    if header {
         println!("\n                  Dice other    GM      WM   accuracy   train s  last loss");
     }
     let row = |who: &str, s: &Scores| {
@@ -272,7 +309,8 @@ fn print_summary(results: &[FoldResult]) {
 fn write_csv(results: &[FoldResult], out: &std::path::Path) -> Result<(), Box<dyn Error>> {
     let mut csv =
         String::from("fold,method,dice_other,dice_gm,dice_wm,accuracy,train_seconds,final_loss\n");
-    for (fold, r) in results.iter().enumerate() {
+    for r in results {
+        let fold = r.fold;
         for (method, s, seconds, loss) in [
             ("unet", &r.network, r.train_seconds, r.final_loss),
             ("threshold", &r.baseline, 0.0, f64::NAN),

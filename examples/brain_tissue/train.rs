@@ -46,6 +46,8 @@ pub struct RunConfig {
     pub lr: f64,
     /// The seed of patches, augmentation and weights.
     pub seed: u64,
+    /// The U-Net's normalisation layers.
+    pub norm: Norm,
 }
 
 impl RunConfig {
@@ -55,13 +57,14 @@ impl RunConfig {
             name: "quick",
             base: 8,
             depth: 3,
-            epochs: 10,
+            epochs: 12,
             patches_per_epoch: 64,
             batch_size: 4,
             patch: 32,
             foreground_p: 0.9,
-            lr: 2e-3,
+            lr: 3e-3,
             seed: 42,
+            norm: Norm::None,
         }
     }
 
@@ -69,8 +72,8 @@ impl RunConfig {
     pub fn full() -> Self {
         Self {
             name: "full",
-            epochs: 20,
-            patches_per_epoch: 96,
+            epochs: 30,
+            patches_per_epoch: 64,
             ..Self::quick()
         }
     }
@@ -91,7 +94,7 @@ pub fn unet(config: &RunConfig) -> Result<TorchNetwork<UNet>, Box<dyn Error>> {
         .classes(CLASSES as i64)
         .depth(config.depth)
         .base(config.base)
-        .norm(Norm::Batch)
+        .norm(config.norm)
         .build();
     Ok(TorchNetwork::new(
         Device::Cpu,
