@@ -5,7 +5,9 @@
 //! scripts/example                     # provisions data and libtorch, builds, runs the quick configuration
 //! scripts/example --full              # the full configuration
 //! cargo run --release --features torch --example brain_tissue -- [--full] [--epochs N]
-//!     [--threads N] [--data DIR] [--out DIR]
+//!     [--patches N] [--batch N] [--lr X] [--norm batch|instance|none] [--foreground P]
+//!     [--affine P] [--noise P] [--brightness X]
+//!     [--folds K[,K...]] [--threads N] [--data DIR] [--out DIR]
 //! ```
 //!
 //! The template at 2 mm (98 × 116 × 94) is labelled 1 = CSF/other, 2 = grey matter, 3 = white
@@ -69,6 +71,9 @@ fn options() -> Result<Options, Box<dyn Error>> {
             "--threads" => threads = value("--threads")?.parse()?,
             "--epochs" => epochs = Some(value("--epochs")?.parse()?),
             "--patches" => config.patches_per_epoch = value("--patches")?.parse()?,
+            "--affine" => config.affine_p = value("--affine")?.parse()?,
+            "--brightness" => config.brightness = value("--brightness")?.parse()?,
+            "--noise" => config.noise_p = value("--noise")?.parse()?,
             "--lr" => config.lr = value("--lr")?.parse()?,
             "--batch" => config.batch_size = value("--batch")?.parse()?,
             "--foreground" => config.foreground_p = value("--foreground")?.parse()?,
@@ -95,7 +100,9 @@ fn options() -> Result<Options, Box<dyn Error>> {
             other => {
                 return Err(format!(
                     "unknown argument `{other}`; use --full, --epochs N, --patches N, --batch N, \
-                     --lr X, --norm batch|instance|none, --foreground P, --folds K[,K...], \
+                     --lr X, --norm batch|instance|none, --foreground P, --affine P, --noise P, \
+                     --brightness X, \
+                     --folds K[,K...], \
                      --threads N, --data DIR, --out DIR"
                 )
                 .into());
@@ -161,7 +168,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut best: Option<(f64, usize, delira::backend::State)> = None;
     let folds = folds.unwrap_or_else(|| (0..template.blocks.len()).collect());
     if let Some(&bad) = folds.iter().find(|&&k| k >= template.blocks.len()) {
-        return Err(format!("fold {bad} does not exist; use 0..{}", template.blocks.len()).into());
+        return Err(format!(
+            "fold {bad} does not exist; use 0..{}",
+            template.blocks.len()
+        )
+        .into());
     }
     for &fold in &folds {
         let run_dir = out.join(format!("fold{fold}"));
