@@ -15,11 +15,11 @@
 //! median y and z of the brain; fold `k` trains on the other three blocks and holds out block `k`
 //! (the template is left/right symmetric, so only a spatial split does not leak). Training draws
 //! 32³ patches from the training blocks only, centred on brain tissue with probability 0.9, and
-//! augments them (flip, small rotation and scaling, brightness, noise). After each fold the
-//! held-out block is segmented by sliding windows and scored inside the brain mask next to the
-//! two-threshold intensity rule fitted on the same training blocks. The best fold's network then
-//! segments Colin27 (`ch2bet`, scaled by its 99th percentile inside the mask, 2 mm); the example
-//! reports the fraction of the brain mask labelled grey or white matter, and writes the
+//! augments them (flip, a small rotation and scaling on 20% of them, brightness ±1%). After each
+//! fold the held-out block is segmented by sliding windows and scored inside the brain mask next
+//! to the two-threshold intensity rule fitted on the same training blocks. The best fold's network
+//! then segments Colin27 (`ch2bet`, scaled by its 99th percentile inside the mask, 2 mm); the
+//! example reports the fraction of the brain mask labelled grey or white matter, and writes the
 //! prediction as NIfTI (on the input's grid and affine) and a mid-slice overlay PNG.
 //!
 //! Outputs under `--out` (default `runs/brain_tissue/<quick|full>`): `folds.csv`,

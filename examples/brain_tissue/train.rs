@@ -140,9 +140,13 @@ pub fn fold_patches(
     )?)
 }
 
-/// Flip (left/right), a small rotation and scaling, and mild intensity changes (brightness,
-/// noise; the tissues differ by intensity, so strong changes would blur the classes): images
-/// interpolated linearly, labels by nearest neighbour, one resampling.
+/// Flip (left/right), a small rotation and scaling (probability [`RunConfig::affine_p`]) and
+/// mild intensity changes (brightness `1 ± RunConfig::brightness`, Gaussian noise with
+/// probability [`RunConfig::noise_p`]): images interpolated linearly, labels by nearest
+/// neighbour, one resampling. The tissues are told apart by intensity, partly of partial-volume
+/// voxels, so resampling and intensity changes blur the classes: with rotation and scaling on 70%
+/// of the patches, brightness ±3% and noise on 30%, 480 steps reached 92.0% accuracy on the first
+/// held-out block (the threshold rule 95.8%).
 pub fn augmentation(config: &RunConfig) -> Pipeline {
     let maybe = |p: f64, t: Transform| -> Transform {
         MaybeSpec {
