@@ -7,7 +7,7 @@
 //! cargo run --release --features torch --example brain_tissue -- [--full] [--epochs N]
 //!     [--patches N] [--batch N] [--lr X] [--norm batch|instance|none] [--foreground P]
 //!     [--affine P] [--noise P] [--brightness X]
-//!     [--folds K[,K...]] [--threads N] [--data DIR] [--out DIR]
+//!     [--folds K[,K...]] [--evaluate-only] [--threads N] [--data DIR] [--out DIR]
 //! ```
 //!
 //! The template at 2 mm (98 × 116 × 94) is labelled 1 = CSF/other, 2 = grey matter, 3 = white
@@ -41,8 +41,9 @@ use std::time::Instant;
 use delira::backend::Network;
 use delira::backend::torch::tch;
 use delira::models::torch::Norm;
+use delira::training::checkpoint::{CheckpointWriter, TENSORS_FILE};
 
-use crate::evaluate::{Scores, predict, score, tissue_labels};
+use crate::evaluate::{Scores, predict_block, score, tissue_labels};
 use crate::template::{Template, crop, load_template};
 use crate::train::{RunConfig, fold_patches, train, unet};
 
@@ -54,6 +55,8 @@ struct Options {
     threads: usize,
     /// The folds to run (all by default).
     folds: Option<Vec<usize>>,
+    /// Evaluate the newest checkpoint of every fold instead of training.
+    evaluate_only: bool,
 }
 
 fn options() -> Result<Options, Box<dyn Error>> {
@@ -62,10 +65,12 @@ fn options() -> Result<Options, Box<dyn Error>> {
     let mut threads = 1;
     let mut epochs = None;
     let mut folds = None;
+    let mut evaluate_only = false;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("`{name}` needs a value"));
         match arg.as_str() {
             "--full" => config = RunConfig::full(),
+            "--evaluate-only" => evaluate_only = true,
             "--data" => data = PathBuf::from(value("--data")?),
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--threads" => threads = value("--threads")?.parse()?,
@@ -102,7 +107,7 @@ fn options() -> Result<Options, Box<dyn Error>> {
                     "unknown argument `{other}`; use --full, --epochs N, --patches N, --batch N, \
                      --lr X, --norm batch|instance|none, --foreground P, --affine P, --noise P, \
                      --brightness X, \
-                     --folds K[,K...], \
+                     --folds K[,K...], --evaluate-only, \
                      --threads N, --data DIR, --out DIR"
                 )
                 .into());
@@ -119,7 +124,27 @@ fn options() -> Result<Options, Box<dyn Error>> {
         out,
         threads,
         folds,
+        evaluate_only,
     })
+}
+
+/// The network of the newest checkpoint in `run_dir` (a fold trained before).
+fn trained_network(
+    config: &RunConfig,
+    run_dir: &std::path::Path,
+) -> Result<delira::backend::torch::TorchNetwork<delira::models::torch::UNet>, Box<dyn Error>> {
+    let checkpoints = CheckpointWriter::new(run_dir.join("checkpoints"));
+    let entry = checkpoints.latest()?.ok_or_else(|| {
+        format!(
+            "no checkpoint in {}; train the fold first (drop --evaluate-only)",
+            checkpoints.root().display()
+        )
+    })?;
+    let state = delira::backend::State::load(entry.path.join(TENSORS_FILE))?;
+    let mut network = unet(config)?;
+    network.import_state(&state)?;
+    println!("fold network from {}", entry.path.display());
+    Ok(network)
 }
 
 /// One fold's figures.
@@ -142,6 +167,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         out,
         threads,
         folds,
+        evaluate_only,
     } = options()?;
     // One libtorch thread by default: on the shared 2-core machine two OpenMP threads that
     // compete with other processes made a training step about three times slower.
@@ -176,7 +202,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     for &fold in &folds {
         let run_dir = out.join(format!("fold{fold}"));
-        let (result, network) = run_fold(&template, &config, fold, &run_dir)?;
+        let (result, network) = run_fold(&template, &config, fold, &run_dir, evaluate_only)?;
         print_fold(fold, results.is_empty(), &result);
         let mean = result.network.mean_dice();
         if best.as_ref().is_none_or(|(b, _, _)| mean > *b) {
@@ -221,6 +247,7 @@ fn run_fold(
     config: &RunConfig,
     fold: usize,
     run_dir: &std::path::Path,
+    evaluate_only: bool,
 ) -> Result<(FoldResult, impl Network), Box<dyn Error>> {
     let held_out = &template.blocks[fold];
     let train_blocks: Vec<_> = template
@@ -245,9 +272,19 @@ fn run_fold(
         .map_collect(|&v, &t| if t > 0 { thresholds.label(v) } else { 0 });
     let baseline = score(&truth, &rule.view())?;
 
-    let patches = fold_patches(template, &train_blocks, config)?;
-    let (mut network, trained) = train(unet(config)?, &patches, config, fold, run_dir)?;
-    let logits = predict(&mut network, &image, config.patch)?;
+    let (mut network, trained) = if evaluate_only {
+        (trained_network(config, run_dir)?, train::Trained::default())
+    } else {
+        let patches = fold_patches(template, &train_blocks, config)?;
+        train(unet(config)?, &patches, config, fold, run_dir)?
+    };
+    let logits = predict_block(
+        &mut network,
+        &template.t1,
+        held_out,
+        config.patch,
+        config.patch / 2,
+    )?;
     let prediction = tissue_labels(&logits, &truth.mapv(|t| t > 0).view());
     let scores = score(&truth, &prediction.view())?;
     Ok((

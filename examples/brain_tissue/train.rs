@@ -208,7 +208,8 @@ pub fn augment_record(
     Ok(record)
 }
 
-/// What training a fold produced.
+/// What training a fold produced (nothing for a network read from a checkpoint).
+#[derive(Default)]
 pub struct Trained {
     /// The mean training loss of every epoch.
     pub losses: Vec<f64>,
