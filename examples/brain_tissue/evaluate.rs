@@ -6,7 +6,9 @@ use delira::backend::Network;
 use delira::inference::{NetworkPredictor, SlidingWindow};
 use delira::io::{Affine, Volume};
 use delira::training::metrics::{ConfusionMatrix, dice_per_class};
-use ndarray::{Array3, ArrayView3, Axis};
+use std::ops::Range;
+
+use ndarray::{Array3, Array4, ArrayView3, Axis};
 
 use crate::template::{CLASSES, OTHER, WHITE};
 
@@ -65,6 +67,36 @@ pub fn predict<N: Network>(
     let mut predictor = NetworkPredictor::new(network, "image", "logits");
     let logits = sliding.run(&mut predictor, &volume)?;
     Ok(logits.into_parts().0.into_dimensionality()?)
+}
+
+/// The class scores of `network` for every voxel of `block` of `image`: the sliding windows run
+/// over the block widened by `margin` voxels on every side (within the grid), so that voxels at a
+/// cut face see the image beyond it as context rather than zero padding; the scores are then cut
+/// back to the block. Only the image is read beyond the block, never labels. `[4, x, y, z]`.
+pub fn predict_block<N: Network>(
+    network: &mut N,
+    image: &Array3<f32>,
+    block: &[Range<usize>; 3],
+    window: usize,
+    margin: usize,
+) -> Result<Array4<f32>, Box<dyn Error>> {
+    let shape = image.shape();
+    let wide: [Range<usize>; 3] = std::array::from_fn(|axis| {
+        block[axis].start.saturating_sub(margin)..(block[axis].end + margin).min(shape[axis])
+    });
+    let logits = predict(network, &crate::template::crop(image, &wide), window)?;
+    let inner = std::array::from_fn::<_, 3, _>(|axis| {
+        let offset = block[axis].start - wide[axis].start;
+        offset..offset + block[axis].len()
+    });
+    Ok(logits
+        .slice(ndarray::s![
+            ..,
+            inner[0].clone(),
+            inner[1].clone(),
+            inner[2].clone()
+        ])
+        .to_owned())
 }
 
 /// Labels inside `mask`: the best of the three tissues (the mask is given, as it is to the

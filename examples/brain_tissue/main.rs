@@ -5,7 +5,9 @@
 //! scripts/example                     # provisions data and libtorch, builds, runs the quick configuration
 //! scripts/example --full              # the full configuration
 //! cargo run --release --features torch --example brain_tissue -- [--full] [--epochs N]
-//!     [--threads N] [--data DIR] [--out DIR]
+//!     [--patches N] [--batch N] [--lr X] [--norm batch|instance|none] [--foreground P]
+//!     [--affine P] [--noise P] [--brightness X]
+//!     [--folds K[,K...]] [--evaluate-only] [--threads N] [--data DIR] [--out DIR]
 //! ```
 //!
 //! The template at 2 mm (98 × 116 × 94) is labelled 1 = CSF/other, 2 = grey matter, 3 = white
@@ -13,11 +15,11 @@
 //! median y and z of the brain; fold `k` trains on the other three blocks and holds out block `k`
 //! (the template is left/right symmetric, so only a spatial split does not leak). Training draws
 //! 32³ patches from the training blocks only, centred on brain tissue with probability 0.9, and
-//! augments them (flip, small rotation and scaling, brightness, noise). After each fold the
-//! held-out block is segmented by sliding windows and scored inside the brain mask next to the
-//! two-threshold intensity rule fitted on the same training blocks. The best fold's network then
-//! segments Colin27 (`ch2bet`, scaled by its 99th percentile inside the mask, 2 mm); the example
-//! reports the fraction of the brain mask labelled grey or white matter, and writes the
+//! augments them (flip, a small rotation and scaling on 20% of them, brightness ±1%). After each
+//! fold the held-out block is segmented by sliding windows and scored inside the brain mask next
+//! to the two-threshold intensity rule fitted on the same training blocks. The best fold's network
+//! then segments Colin27 (`ch2bet`, scaled by its 99th percentile inside the mask, 2 mm); the
+//! example reports the fraction of the brain mask labelled grey or white matter, and writes the
 //! prediction as NIfTI (on the input's grid and affine) and a mid-slice overlay PNG.
 //!
 //! Outputs under `--out` (default `runs/brain_tissue/<quick|full>`): `folds.csv`,
@@ -38,8 +40,10 @@ use std::time::Instant;
 
 use delira::backend::Network;
 use delira::backend::torch::tch;
+use delira::models::torch::Norm;
+use delira::training::checkpoint::{CheckpointWriter, TENSORS_FILE};
 
-use crate::evaluate::{Scores, predict, score, tissue_labels};
+use crate::evaluate::{Scores, predict_block, score, tissue_labels};
 use crate::template::{Template, crop, load_template};
 use crate::train::{RunConfig, fold_patches, train, unet};
 
@@ -49,6 +53,10 @@ struct Options {
     data: PathBuf,
     out: PathBuf,
     threads: usize,
+    /// The folds to run (all by default).
+    folds: Option<Vec<usize>>,
+    /// Evaluate the newest checkpoint of every fold instead of training.
+    evaluate_only: bool,
 }
 
 fn options() -> Result<Options, Box<dyn Error>> {
@@ -56,18 +64,51 @@ fn options() -> Result<Options, Box<dyn Error>> {
     let (mut config, mut data, mut out) = (RunConfig::quick(), PathBuf::from("data"), None);
     let mut threads = 1;
     let mut epochs = None;
+    let mut folds = None;
+    let mut evaluate_only = false;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("`{name}` needs a value"));
         match arg.as_str() {
             "--full" => config = RunConfig::full(),
+            "--evaluate-only" => evaluate_only = true,
             "--data" => data = PathBuf::from(value("--data")?),
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--threads" => threads = value("--threads")?.parse()?,
             "--epochs" => epochs = Some(value("--epochs")?.parse()?),
+            "--patches" => config.patches_per_epoch = value("--patches")?.parse()?,
+            "--affine" => config.affine_p = value("--affine")?.parse()?,
+            "--brightness" => config.brightness = value("--brightness")?.parse()?,
+            "--noise" => config.noise_p = value("--noise")?.parse()?,
+            "--lr" => config.lr = value("--lr")?.parse()?,
+            "--batch" => config.batch_size = value("--batch")?.parse()?,
+            "--foreground" => config.foreground_p = value("--foreground")?.parse()?,
+            "--norm" => {
+                config.norm = match value("--norm")?.as_str() {
+                    "batch" => Norm::Batch,
+                    "instance" => Norm::Instance,
+                    "none" => Norm::None,
+                    other => {
+                        return Err(
+                            format!("unknown norm `{other}`; use batch, instance or none").into(),
+                        );
+                    }
+                }
+            }
+            "--folds" => {
+                folds = Some(
+                    value("--folds")?
+                        .split(',')
+                        .map(str::parse)
+                        .collect::<Result<Vec<usize>, _>>()?,
+                );
+            }
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`; use --full, --epochs N, --threads N, --data DIR, \
-                     --out DIR"
+                    "unknown argument `{other}`; use --full, --epochs N, --patches N, --batch N, \
+                     --lr X, --norm batch|instance|none, --foreground P, --affine P, --noise P, \
+                     --brightness X, \
+                     --folds K[,K...], --evaluate-only, \
+                     --threads N, --data DIR, --out DIR"
                 )
                 .into());
             }
@@ -82,11 +123,33 @@ fn options() -> Result<Options, Box<dyn Error>> {
         data,
         out,
         threads,
+        folds,
+        evaluate_only,
     })
+}
+
+/// The network of the newest checkpoint in `run_dir` (a fold trained before).
+fn trained_network(
+    config: &RunConfig,
+    run_dir: &std::path::Path,
+) -> Result<delira::backend::torch::TorchNetwork<delira::models::torch::UNet>, Box<dyn Error>> {
+    let checkpoints = CheckpointWriter::new(run_dir.join("checkpoints"));
+    let entry = checkpoints.latest()?.ok_or_else(|| {
+        format!(
+            "no checkpoint in {}; train the fold first (drop --evaluate-only)",
+            checkpoints.root().display()
+        )
+    })?;
+    let state = delira::backend::State::load(entry.path.join(TENSORS_FILE))?;
+    let mut network = unet(config)?;
+    network.import_state(&state)?;
+    println!("fold network from {}", entry.path.display());
+    Ok(network)
 }
 
 /// One fold's figures.
 struct FoldResult {
+    fold: usize,
     network: Scores,
     baseline: Scores,
     train_seconds: f64,
@@ -103,6 +166,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         data,
         out,
         threads,
+        folds,
+        evaluate_only,
     } = options()?;
     // One libtorch thread by default: on the shared 2-core machine two OpenMP threads that
     // compete with other processes made a training step about three times slower.
@@ -127,10 +192,18 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut results = Vec::new();
     let mut best: Option<(f64, usize, delira::backend::State)> = None;
-    for fold in 0..template.blocks.len() {
+    let folds = folds.unwrap_or_else(|| (0..template.blocks.len()).collect());
+    if let Some(&bad) = folds.iter().find(|&&k| k >= template.blocks.len()) {
+        return Err(format!(
+            "fold {bad} does not exist; use 0..{}",
+            template.blocks.len()
+        )
+        .into());
+    }
+    for &fold in &folds {
         let run_dir = out.join(format!("fold{fold}"));
-        let (result, network) = run_fold(&template, &config, fold, &run_dir)?;
-        print_fold(fold, &result);
+        let (result, network) = run_fold(&template, &config, fold, &run_dir, evaluate_only)?;
+        print_fold(fold, results.is_empty(), &result);
         let mean = result.network.mean_dice();
         if best.as_ref().is_none_or(|(b, _, _)| mean > *b) {
             best = Some((mean, fold, network.export_state()?));
@@ -174,6 +247,7 @@ fn run_fold(
     config: &RunConfig,
     fold: usize,
     run_dir: &std::path::Path,
+    evaluate_only: bool,
 ) -> Result<(FoldResult, impl Network), Box<dyn Error>> {
     let held_out = &template.blocks[fold];
     let train_blocks: Vec<_> = template
@@ -198,13 +272,24 @@ fn run_fold(
         .map_collect(|&v, &t| if t > 0 { thresholds.label(v) } else { 0 });
     let baseline = score(&truth, &rule.view())?;
 
-    let patches = fold_patches(template, &train_blocks, config)?;
-    let (mut network, trained) = train(unet(config)?, &patches, config, fold, run_dir)?;
-    let logits = predict(&mut network, &image, config.patch)?;
+    let (mut network, trained) = if evaluate_only {
+        (trained_network(config, run_dir)?, train::Trained::default())
+    } else {
+        let patches = fold_patches(template, &train_blocks, config)?;
+        train(unet(config)?, &patches, config, fold, run_dir)?
+    };
+    let logits = predict_block(
+        &mut network,
+        &template.t1,
+        held_out,
+        config.patch,
+        config.patch / 2,
+    )?;
     let prediction = tissue_labels(&logits, &truth.mapv(|t| t > 0).view());
     let scores = score(&truth, &prediction.view())?;
     Ok((
         FoldResult {
+            fold,
             network: scores,
             baseline,
             train_seconds: trained.seconds,
@@ -214,8 +299,8 @@ fn run_fold(
     ))
 }
 
-fn print_fold(fold: usize, r: &FoldResult) {
-    if fold == 0 {
+fn print_fold(fold: usize, header: bool, r: &FoldResult) {
+    if header {
         println!("\n                  Dice other    GM      WM   accuracy   train s  last loss");
     }
     let row = |who: &str, s: &Scores| {
@@ -272,7 +357,8 @@ fn print_summary(results: &[FoldResult]) {
 fn write_csv(results: &[FoldResult], out: &std::path::Path) -> Result<(), Box<dyn Error>> {
     let mut csv =
         String::from("fold,method,dice_other,dice_gm,dice_wm,accuracy,train_seconds,final_loss\n");
-    for (fold, r) in results.iter().enumerate() {
+    for r in results {
+        let fold = r.fold;
         for (method, s, seconds, loss) in [
             ("unet", &r.network, r.train_seconds, r.final_loss),
             ("threshold", &r.baseline, 0.0, f64::NAN),
