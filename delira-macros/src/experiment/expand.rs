@@ -18,7 +18,13 @@ pub fn expand(e: &Experiment) -> TokenStream {
          `run`, `kfold`, `resume`, `test`, the command line (`main`) and generated tests."
     );
     let backend = &e.backend;
-    let declared = declared_settings(e);
+    let config = config_type(e);
+    let params_setter = e.params.as_ref().map(|params| {
+        quote_spanned! {params.span()=>
+            /// Sets the experiment's own parameters.
+            pub fn params(mut self, params: #params) -> Self { self.0.params = params; self }
+        }
+    });
     let items = items(e);
     let tests = tests(e);
     quote! {
@@ -33,33 +39,7 @@ pub fn expand(e: &Experiment) -> TokenStream {
             /// The declared backend.
             pub const BACKEND: &str = #backend;
 
-            /// The typed configuration: every setting of the run, serialisable, unknown keys
-            /// rejected; `Default` gives the declared values, `builder()` changes some in code.
-            #[derive(Clone, Debug, PartialEq, __rt::serde::Serialize, __rt::serde::Deserialize)]
-            #[serde(crate = "::delira::__private::rt::serde", transparent)]
-            pub struct Config(pub __rt::Settings);
-
-            #[automatically_derived]
-            impl ::core::default::Default for Config {
-                fn default() -> Self {
-                    #declared
-                }
-            }
-
-            #[automatically_derived]
-            impl ::core::ops::Deref for Config {
-                type Target = __rt::Settings;
-                fn deref(&self) -> &__rt::Settings {
-                    &self.0
-                }
-            }
-
-            #[automatically_derived]
-            impl ::core::ops::DerefMut for Config {
-                fn deref_mut(&mut self) -> &mut __rt::Settings {
-                    &mut self.0
-                }
-            }
+            #config
 
             impl Config {
                 /// A builder starting from the declared values.
@@ -73,25 +53,26 @@ pub fn expand(e: &Experiment) -> TokenStream {
 
             impl ConfigBuilder {
                 /// Sets the number of epochs.
-                pub fn epochs(mut self, epochs: u64) -> Self { self.0.0.epochs = epochs; self }
+                pub fn epochs(mut self, epochs: u64) -> Self { self.0.epochs = epochs; self }
                 /// Sets the seed.
-                pub fn seed(mut self, seed: u64) -> Self { self.0.0.seed = seed; self }
+                pub fn seed(mut self, seed: u64) -> Self { self.0.seed = seed; self }
                 /// Sets the loader settings.
-                pub fn loader(mut self, loader: __rt::LoaderSettings) -> Self { self.0.0.loader = loader; self }
+                pub fn loader(mut self, loader: __rt::LoaderSettings) -> Self { self.0.loader = loader; self }
                 /// Sets the split.
-                pub fn split(mut self, split: __rt::SplitConfig) -> Self { self.0.0.split = split; self }
+                pub fn split(mut self, split: __rt::SplitConfig) -> Self { self.0.split = split; self }
                 /// Sets the optimizer.
-                pub fn optimizer(mut self, optimizer: __rt::OptimizerConfig) -> Self { self.0.0.optimizer = optimizer; self }
+                pub fn optimizer(mut self, optimizer: __rt::OptimizerConfig) -> Self { self.0.optimizer = optimizer; self }
                 /// Sets the loss.
-                pub fn loss(mut self, loss: __rt::LossConfig) -> Self { self.0.0.loss = loss; self }
+                pub fn loss(mut self, loss: __rt::LossConfig) -> Self { self.0.loss = loss; self }
                 /// Sets the monitored metric.
-                pub fn monitor(mut self, monitor: ::core::option::Option<__rt::MonitorConfig>) -> Self { self.0.0.monitor = monitor; self }
+                pub fn monitor(mut self, monitor: ::core::option::Option<__rt::MonitorConfig>) -> Self { self.0.monitor = monitor; self }
                 /// Sets the early-stopping patience.
-                pub fn early_stopping(mut self, patience: ::core::option::Option<u64>) -> Self { self.0.0.early_stopping = patience; self }
+                pub fn early_stopping(mut self, patience: ::core::option::Option<u64>) -> Self { self.0.early_stopping = patience; self }
                 /// Sets the checkpoint policy.
-                pub fn checkpoint(mut self, policy: __rt::CheckpointPolicy) -> Self { self.0.0.checkpoint = policy; self }
+                pub fn checkpoint(mut self, policy: __rt::CheckpointPolicy) -> Self { self.0.checkpoint = policy; self }
                 /// Turns progress bars on or off.
-                pub fn progress(mut self, on: bool) -> Self { self.0.0.progress = on; self }
+                pub fn progress(mut self, on: bool) -> Self { self.0.progress = on; self }
+                #params_setter
                 /// The configuration.
                 pub fn build(self) -> Config { self.0 }
             }
@@ -100,6 +81,103 @@ pub fn expand(e: &Experiment) -> TokenStream {
 
             #tests
         }
+    }
+}
+
+/// `Config` and its `Default` (the declared values): the runtime's settings, and with `params:`
+/// the user's parameters as the field `params` (the table `[params]` when serialised).
+fn config_type(e: &Experiment) -> TokenStream {
+    let declared = declared_settings(e);
+    let common = quote! {
+        #[automatically_derived]
+        impl ::core::ops::Deref for Config {
+            type Target = __rt::Settings;
+            fn deref(&self) -> &__rt::Settings {
+                &self.settings
+            }
+        }
+
+        #[automatically_derived]
+        impl ::core::ops::DerefMut for Config {
+            fn deref_mut(&mut self) -> &mut __rt::Settings {
+                &mut self.settings
+            }
+        }
+    };
+    let Some(params) = &e.params else {
+        return quote! {
+            /// The typed configuration: every setting of the run, serialisable, unknown keys
+            /// rejected; `Default` gives the declared values, `builder()` changes some in code.
+            #[derive(Clone, Debug, PartialEq, __rt::serde::Serialize, __rt::serde::Deserialize)]
+            #[serde(crate = "::delira::__private::rt::serde", transparent)]
+            pub struct Config {
+                /// The runtime's settings (also reached through `Deref`).
+                pub settings: __rt::Settings,
+            }
+
+            #[automatically_derived]
+            impl ::core::default::Default for Config {
+                fn default() -> Self {
+                    Config { settings: { #declared } }
+                }
+            }
+
+            #common
+        };
+    };
+    let check = quote_spanned! {params.span()=> __rt::assert_params::<#params>(); };
+    quote! {
+        /// The typed configuration: every setting of the run and the experiment's own
+        /// parameters (`params`, the table `[params]`), serialisable, unknown keys rejected;
+        /// `Default` gives the declared values, `builder()` changes some in code.
+        #[derive(Clone, Debug)]
+        pub struct Config {
+            /// The runtime's settings (also reached through `Deref`).
+            pub settings: __rt::Settings,
+            /// The experiment's own parameters.
+            pub params: #params,
+        }
+
+        const _: fn() = || { #check };
+
+        #[automatically_derived]
+        impl ::core::default::Default for Config {
+            fn default() -> Self {
+                Config {
+                    settings: { #declared },
+                    params: <#params as ::core::default::Default>::default(),
+                }
+            }
+        }
+
+        #[automatically_derived]
+        impl ::core::cmp::PartialEq for Config {
+            fn eq(&self, other: &Self) -> bool {
+                self.settings == other.settings && __rt::same_params(&self.params, &other.params)
+            }
+        }
+
+        #[automatically_derived]
+        impl __rt::serde::Serialize for Config {
+            fn serialize<__S: __rt::serde::Serializer>(
+                &self,
+                serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                __rt::serialize_with_params(&self.settings, &self.params, serializer)
+            }
+        }
+
+        #[automatically_derived]
+        impl<'de> __rt::serde::Deserialize<'de> for Config {
+            fn deserialize<__D: __rt::serde::Deserializer<'de>>(
+                deserializer: __D,
+            ) -> ::core::result::Result<Self, __D::Error> {
+                let (settings, params) = __rt::deserialize_with_params(deserializer)?;
+                ::core::result::Result::Ok(Config { settings, params })
+            }
+        }
+
+        #common
     }
 }
 
@@ -214,7 +292,7 @@ fn declared_settings(e: &Experiment) -> TokenStream {
     quote! {
         let mut __s = <__rt::Settings as ::core::default::Default>::default();
         #(#sets)*
-        Config(__s)
+        __s
     }
 }
 
@@ -273,6 +351,11 @@ fn split_config(split: &Split) -> TokenStream {
 /// user's closures over it type-check) inside a function returning `Result<_, ExperimentError>`.
 fn load_data(e: &Experiment) -> TokenStream {
     let data = &e.data;
+    if let Expr::Closure(_) = data {
+        return quote_spanned! {data.span()=>
+            let __data = __rt::Arc::new(__rt::data_from(&*__config, #data)?);
+        };
+    }
     quote! {
         let __data = __rt::Arc::new({
             let __load = || -> ::core::result::Result<_, __rt::Box<dyn ::std::error::Error>> {
@@ -321,10 +404,14 @@ fn make_split(e: &Experiment) -> TokenStream {
 fn make_augment(e: &Experiment) -> TokenStream {
     e.augment.as_ref().map_or_else(
         || quote!(::core::option::Option::None),
-        |a| {
-            quote_spanned! {a.span()=>
+        |a| match a {
+            // One argument: a function of the dataset that makes the transform.
+            Expr::Closure(closure) if closure.inputs.len() == 1 => quote_spanned! {a.span()=>
+                ::core::option::Option::Some(__rt::transform_made(&*__data, #a))
+            },
+            _ => quote_spanned! {a.span()=>
                 ::core::option::Option::Some(__rt::transform_for(&*__data, #a))
-            }
+            },
         },
     )
 }
@@ -349,7 +436,7 @@ fn make_job(augment: &TokenStream) -> TokenStream {
             fold: __fold,
             indices: &__split.folds()[__fold],
             dir: __dir,
-            settings: &__config.0,
+            settings: &__config.settings,
             fingerprint: &__fingerprint,
         };
     }
@@ -405,7 +492,7 @@ fn items(e: &Experiment) -> TokenStream {
                 config.seed
             }
 
-            fn data(&self, _config: &Config) -> ::core::result::Result<(usize, ::std::string::String), __rt::ExperimentError> {
+            fn data(&self, __config: &Config) -> ::core::result::Result<(usize, ::std::string::String), __rt::ExperimentError> {
                 #load_data
                 let __n = __rt::Dataset::len(&*__data);
                 ::core::result::Result::Ok((__n, fingerprint(__n)))
@@ -579,7 +666,7 @@ fn tests(e: &Experiment) -> TokenStream {
                 fold: 0,
                 indices: &__split.folds()[0],
                 dir: &__dir,
-                settings: &__config.0,
+                settings: &__config.settings,
                 fingerprint: "",
             };
             let __loader = __job.loader(&__job.indices.train, true).map_err(|e| e.to_string())?;

@@ -30,6 +30,7 @@ pub mod kw {
     syn::custom_keyword!(sinks);
     syn::custom_keyword!(test);
     syn::custom_keyword!(overfit);
+    syn::custom_keyword!(params);
 
     syn::custom_keyword!(torch);
     syn::custom_keyword!(tensorflow);
@@ -106,6 +107,8 @@ pub enum Value {
     Test(Expr),
     /// `overfit: { steps: 100, loss: 0.05 }`
     Overfit(Vec<Field>),
+    /// `params: BrainParams`
+    Params(Box<syn::Type>),
 }
 
 /// `name`, `name(positional, key = value, ...)`.
@@ -243,6 +246,7 @@ fn parse_entry(input: ParseStream<'_>) -> syn::Result<Entry> {
         sinks => Value::Sinks(parse_sinks(input)?),
         test => Value::Test(input.parse()?),
         overfit => Value::Overfit(parse_fields(input)?),
+        params => Value::Params(Box::new(input.parse()?)),
     }
     Err(lookahead.error())
 }

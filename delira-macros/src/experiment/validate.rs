@@ -30,6 +30,7 @@ pub struct Experiment {
     pub test: Option<Expr>,
     pub overfit_steps: Option<Expr>,
     pub overfit_loss: Option<Expr>,
+    pub params: Option<Box<syn::Type>>,
 }
 
 /// The declared split.
@@ -65,6 +66,7 @@ struct Slots {
     sinks: Option<Vec<Ident>>,
     test: Option<Expr>,
     overfit: Option<Vec<Field>>,
+    params: Option<Box<syn::Type>>,
 }
 
 fn put<T>(slot: &mut Option<T>, key: &Ident, value: T, errors: &mut Errors) {
@@ -101,10 +103,11 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
             Value::Sinks(v) => put(&mut s.sinks, key, v, errors),
             Value::Test(v) => put(&mut s.test, key, v, errors),
             Value::Overfit(v) => put(&mut s.overfit, key, v, errors),
+            Value::Params(v) => put(&mut s.params, key, v, errors),
         }
     }
 
-    let loader = checked_fields(s.loader, "loader", &["batch_size", "workers"], errors);
+    let loader = checked_fields(s.loader, "loader", &["batch_size", "workers", "drop_last"], errors);
     let checkpoint = checked_fields(
         s.checkpoint,
         "checkpoint",
@@ -176,6 +179,7 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
         test: s.test,
         overfit_steps,
         overfit_loss,
+        params: s.params,
     })
 }
 

@@ -85,15 +85,15 @@ pub enum Command {
 }
 
 impl RunOptions {
-    /// The configuration to run with: `declared`, replaced by `--config FILE` when given (keys
-    /// the file leaves out keep their declared values when the type has `#[serde(default)]`),
-    /// then every `--set` in order.
+    /// The configuration to run with: `declared`, with the settings of `--config FILE` in place
+    /// of its own when given (keys the file leaves out keep their declared values; see
+    /// [`merge_config_file`](super::merge_config_file)), then every `--set` in order.
     pub fn resolve<T: Serialize + DeserializeOwned>(
         &self,
         declared: T,
     ) -> Result<T, ExperimentError> {
         let base = match &self.config {
-            Some(path) => crate::config::from_path(path)?,
+            Some(path) => super::merge_config_file(&declared, path)?,
             None => declared,
         };
         apply_overrides(&base, &self.set)

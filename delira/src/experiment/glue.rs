@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
 
-use super::{ExperimentError, Transform};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{ExperimentError, Settings, Transform};
 use crate::backend::Network;
 use crate::data::DataError;
 use crate::random::Stream;
@@ -80,6 +83,94 @@ pub fn test_with<N, D: ?Sized, E: Display>(
     })
 }
 
+/// What a `data: |config| ...` closure may give: a dataset, or a result holding one.
+pub trait DataOutput {
+    /// The dataset.
+    type Data: crate::data::Dataset;
+
+    /// The dataset, or why there is none.
+    fn into_data(self) -> Result<Self::Data, String>;
+}
+
+impl<D: crate::data::Dataset> DataOutput for D {
+    type Data = D;
+
+    fn into_data(self) -> Result<D, String> {
+        Ok(self)
+    }
+}
+
+impl<D: crate::data::Dataset, E: Display> DataOutput for Result<D, E> {
+    type Data = D;
+
+    fn into_data(self) -> Result<D, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// Calls a `data: |config| ...` closure.
+pub fn data_from<C, R: DataOutput>(
+    config: &C,
+    make: impl FnOnce(&C) -> R,
+) -> Result<R::Data, ExperimentError> {
+    make(config).into_data().map_err(|message| ExperimentError::Declared {
+        what: "data",
+        message,
+    })
+}
+
+/// A compile-time check that a `params:` type can be part of the configuration; generated code
+/// names it at the user's type so that a missing trait is reported there.
+pub fn assert_params<P>()
+where
+    P: Default + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+{
+}
+
+/// The configuration of an experiment with `params:` as it serialises: the settings' keys, then
+/// the table `params`.
+#[derive(Serialize)]
+struct WithParams<'a, P> {
+    #[serde(flatten)]
+    settings: &'a Settings,
+    params: &'a P,
+}
+
+/// Serialises the settings and the `params` table of a configuration as one table.
+pub fn serialize_with_params<S: Serializer, P: Serialize>(
+    settings: &Settings,
+    params: &P,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    WithParams { settings, params }.serialize(serializer)
+}
+
+/// Reads a configuration with a `params` table: the table (its type's `Default` when absent),
+/// and every other key into the settings, whose checks (unknown keys, types) apply.
+pub fn deserialize_with_params<'de, D, P>(deserializer: D) -> Result<(Settings, P), D::Error>
+where
+    D: Deserializer<'de>,
+    P: Default + DeserializeOwned,
+{
+    let mut table = toml::Table::deserialize(deserializer)?;
+    let params = match table.remove("params") {
+        Some(value) => P::deserialize(value)
+            .map_err(|e| D::Error::custom(format!("in `params`: {}", e.message())))?,
+        None => P::default(),
+    };
+    let settings = Settings::deserialize(toml::Value::Table(table))
+        .map_err(|e| D::Error::custom(e.message()))?;
+    Ok((settings, params))
+}
+
+/// Whether two `params` values serialise alike (their type need not be `PartialEq`).
+pub fn same_params<P: Serialize>(a: &P, b: &P) -> bool {
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// The error of a `data:` expression.
 pub fn data_error(error: &dyn Display) -> ExperimentError {
     ExperimentError::Declared {
@@ -96,6 +187,16 @@ where
 {
     let _ = data;
     std::sync::Arc::new(augment)
+}
+
+/// Calls an `augment: |data| ...` closure, which makes the transform of the samples of `data`.
+pub fn transform_made<D, M, F>(data: &D, make: M) -> Transform<D::Item>
+where
+    D: crate::data::Dataset + ?Sized,
+    M: FnOnce(&D) -> F,
+    F: Fn(D::Item, &mut Stream) -> Result<D::Item, DataError> + Send + Sync + 'static,
+{
+    std::sync::Arc::new(make(data))
 }
 
 /// Writes `fold-K/test.json`.

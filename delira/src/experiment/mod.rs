@@ -58,7 +58,7 @@ mod train;
 pub use cli::{Cli, Command, Experiment, Outcome, RunOptions, execute, execute_with};
 pub use git::git_revision;
 pub use manifest::{Fingerprint, Manifest};
-pub use overrides::{apply_overrides, config_keys, parse_assignment};
+pub use overrides::{apply_overrides, config_keys, merge_config_file, parse_assignment};
 pub use report::{FoldResult, MetricStats, Summary};
 pub use run::{RunDir, run_id_now};
 pub use train::{FoldJob, LoaderSettings, Settings, SinkKind, Transform};

@@ -94,6 +94,41 @@ pub fn apply_overrides<T: Serialize + DeserializeOwned>(
     from_table(&table).map_err(ExperimentError::from)
 }
 
+/// `declared` with the settings of the configuration file at `path` (TOML, YAML or JSON) in
+/// place of its own; keys the file leaves out keep their declared values.
+///
+/// Tables merge key by key, except that a table of the file none of whose keys the declared
+/// table has replaces it whole: that is another variant of an enum setting
+/// (`[optimizer.sgd]` in place of the declared `[optimizer.adam]`). When the merged settings do
+/// not fit the configuration, the file's own mistake is reported (with its name) if it has one.
+pub fn merge_config_file<T: Serialize + DeserializeOwned>(
+    declared: &T,
+    path: &std::path::Path,
+) -> Result<T, ExperimentError> {
+    let file: Table = config::from_path(path)?;
+    let mut table = to_table(declared)?;
+    merge(&mut table, file);
+    from_table(&table).map_err(|merged| match config::from_path::<T>(path) {
+        Err(in_file) => ExperimentError::from(in_file),
+        Ok(_) => ExperimentError::from(merged),
+    })
+}
+
+fn merge(base: &mut Table, file: Table) {
+    for (key, value) in file {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(inner)), Value::Table(new))
+                if new.keys().any(|k| inner.contains_key(k)) =>
+            {
+                merge(inner, new);
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 fn set<T: Serialize>(
     table: &mut Table,
     key: &str,
@@ -231,6 +266,22 @@ mod tests {
             read_value("[1, 2]", None),
             Value::Array(vec![Value::Integer(1), Value::Integer(2)])
         );
+    }
+
+    #[test]
+    fn a_file_merges_key_by_key_and_switches_variants_whole() {
+        let mut base: Table = toml::from_str(
+            "epochs = 3\n[params]\nbase = 8\ndepth = 3\n[optimizer.adam]\nlr = 0.1\nbeta = 0.9",
+        )
+        .unwrap();
+        let file: Table =
+            toml::from_str("epochs = 30\n[params]\nbase = 16\n[optimizer.sgd]\nlr = 0.5").unwrap();
+        merge(&mut base, file);
+        let expected: Table = toml::from_str(
+            "epochs = 30\n[params]\nbase = 16\ndepth = 3\n[optimizer.sgd]\nlr = 0.5",
+        )
+        .unwrap();
+        assert_eq!(base, expected);
     }
 
     #[test]

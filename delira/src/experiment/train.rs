@@ -26,6 +26,9 @@ pub struct LoaderSettings {
     pub batch_size: usize,
     /// Worker threads (default 0: load on the training thread).
     pub workers: usize,
+    /// Whether a training epoch drops its last batch when it is smaller than `batch_size`
+    /// (default false; test and validation parts keep every sample).
+    pub drop_last: bool,
 }
 
 impl Default for LoaderSettings {
@@ -33,6 +36,7 @@ impl Default for LoaderSettings {
         Self {
             batch_size: 4,
             workers: 0,
+            drop_last: false,
         }
     }
 }
@@ -141,6 +145,7 @@ where
             .batch_size(loader.batch_size)
             .workers(loader.workers)
             .seed(self.settings.seed)
+            .drop_last(train && loader.drop_last)
             .build();
         let sampler: Box<dyn crate::data::Sampler> = if train {
             Box::new(RandomSampler::new(indices.to_vec(), self.settings.seed))
