@@ -1,5 +1,7 @@
-//! Whole-block segmentation by sliding windows and its scores inside the brain.
+//! Whole-block segmentation by sliding windows and its scores inside the brain; the `test:` hook
+//! of the experiment.
 
+use std::collections::BTreeMap;
 use std::error::Error;
 
 use delira::backend::Network;
@@ -10,7 +12,9 @@ use std::ops::Range;
 
 use ndarray::{Array3, Array4, ArrayView3, Axis};
 
-use crate::template::{CLASSES, OTHER, WHITE};
+use crate::baseline;
+use crate::template::{CLASSES, OTHER, WHITE, crop};
+use crate::train::BrainPatches;
 
 /// Dice of CSF/other, GM and WM and the voxel accuracy, inside the brain mask.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -116,4 +120,83 @@ pub fn tissue_labels(logits: &ndarray::Array4<f32>, mask: &ArrayView3<'_, bool>)
         }
     }
     labels
+}
+
+/// The names of the test metrics of the network (`prefix` "") and of the threshold rule
+/// (`prefix` "rule_"), in the order of [`Scores`].
+fn named(prefix: &str, scores: &Scores) -> [(String, f64); 4] {
+    [
+        (format!("{prefix}dice_other"), scores.dice[0]),
+        (format!("{prefix}dice_gm"), scores.dice[1]),
+        (format!("{prefix}dice_wm"), scores.dice[2]),
+        (format!("{prefix}accuracy"), scores.accuracy),
+    ]
+}
+
+/// The scores of the network and of the threshold rule named `prefix` in `metrics`.
+pub fn scores_of(metrics: &BTreeMap<String, f64>, prefix: &str) -> Scores {
+    let get = |name: &str| {
+        metrics
+            .get(&format!("{prefix}{name}"))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Scores {
+        dice: [get("dice_other"), get("dice_gm"), get("dice_wm")],
+        accuracy: get("accuracy"),
+    }
+}
+
+/// The `test:` hook: the fold's test slots name one block; the network segments it by sliding
+/// windows (see [`predict_block`]) and the two-threshold rule, fitted on the three other blocks,
+/// labels it too. Metrics: the network's `dice_other`, `dice_gm`, `dice_wm`, `accuracy`, the
+/// rule's under `rule_`, and `block`, the held-out block.
+pub fn held_out<N: Network>(
+    network: &mut N,
+    data: &BrainPatches,
+    slots: &[usize],
+) -> Result<BTreeMap<String, f64>, Box<dyn Error>> {
+    let template = &data.template;
+    let block = slots
+        .first()
+        .map(|&s| data.block_of(s))
+        .ok_or("the fold tests no slot")?;
+    if let Some(&other) = slots.iter().find(|&&s| data.block_of(s) != block) {
+        return Err(format!(
+            "the test part mixes blocks {block} and {} (slot {other}); split by block",
+            data.block_of(other)
+        )
+        .into());
+    }
+    let held_out = &template.blocks[block];
+
+    let training = template
+        .blocks
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != block);
+    let thresholds = baseline::fit(training.flat_map(|(_, b)| {
+        crop(&template.t1, b)
+            .into_iter()
+            .copied()
+            .zip(crop(&template.labels, b).into_iter().copied())
+            .collect::<Vec<_>>()
+    }));
+    let truth = crop(&template.labels, held_out);
+    let image = crop(&template.t1, held_out);
+    let rule = ndarray::Zip::from(&image)
+        .and(&truth)
+        .map_collect(|&v, &t| if t > 0 { thresholds.label(v) } else { 0 });
+    let baseline = score(&truth, &rule.view())?;
+
+    let patch = data.params.patch;
+    let logits = predict_block(network, &template.t1, held_out, patch, patch / 2)?;
+    let prediction = tissue_labels(&logits, &truth.mapv(|t| t > 0).view());
+    let network = score(&truth, &prediction.view())?;
+    let mut metrics: BTreeMap<String, f64> = named("", &network)
+        .into_iter()
+        .chain(named("rule_", &baseline))
+        .collect();
+    metrics.insert("block".to_owned(), block as f64);
+    Ok(metrics)
 }

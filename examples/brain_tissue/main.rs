@@ -1,31 +1,48 @@
-//! 3D brain-tissue segmentation on real data: the MNI ICBM152 2009a template, four spatial-block
-//! folds, a 3D U-Net on the PyTorch backend, and a transfer check on Colin27.
+//! 3D brain-tissue segmentation on real data, declared with `delira::experiment!{}`: the MNI
+//! ICBM152 2009a template, four spatial-block folds, a 3D U-Net on the PyTorch backend, and a
+//! transfer check on Colin27.
 //!
 //! ```sh
-//! scripts/example                     # provisions data and libtorch, builds, runs the quick configuration
-//! scripts/example --full              # the full configuration
-//! cargo run --release --features torch --example brain_tissue -- [--full] [--epochs N]
-//!     [--patches N] [--batch N] [--lr X] [--norm batch|instance|none] [--foreground P]
-//!     [--affine P] [--noise P] [--brightness X]
-//!     [--folds K[,K...]] [--evaluate-only] [--threads N] [--data DIR] [--out DIR]
+//! scripts/example                     # provisions data and libtorch, builds, runs `kfold` (quick)
+//! scripts/example --full              # the full configuration (`full.toml`)
+//! cargo run --release --features torch --example brain_tissue -- [COMMAND] [--full]
+//!     [--threads N] [--data DIR] [--fold K] [--set KEY=VALUE]... [--config FILE]
+//!     [--runs DIR] [--run-id ID]
 //! ```
+//!
+//! The commands are the experiment's (`train`, `kfold`, `resume`, `predict`, `report`,
+//! `config`; `kfold` when none is given). `--set` changes any setting, the example's own under
+//! `params.` (`--set epochs=30 --set params.patches_per_epoch=96 --set params.norm=instance
+//! --set optimizer.adam.lr=2e-3`); `config` prints them all. `--full` reads `full.toml`, the
+//! settings the full configuration changes (for `kfold`, `train` and `config`: the other commands
+//! use the configuration their run pinned); `--threads` is libtorch's thread count (default 1)
+//! and `--data` the provisioned data folder (default `data`).
 //!
 //! The template at 2 mm (98 × 116 × 94) is labelled 1 = CSF/other, 2 = grey matter, 3 = white
 //! matter inside the brain (argmax of the tissue probability maps) and cut into four blocks at the
-//! median y and z of the brain; fold `k` trains on the other three blocks and holds out block `k`
-//! (the template is left/right symmetric, so only a spatial split does not leak). Training draws
-//! 32³ patches from the training blocks only, centred on brain tissue with probability 0.9, and
-//! augments them (flip, a small rotation and scaling on 20% of them, brightness ±1%). After each
-//! fold the held-out block is segmented by sliding windows and scored inside the brain mask next
-//! to the two-threshold intensity rule fitted on the same training blocks. The best fold's network
-//! then segments Colin27 (`ch2bet`, scaled by its 99th percentile inside the mask, 2 mm); the
-//! example reports the fraction of the brain mask labelled grey or white matter, and writes the
-//! prediction as NIfTI (on the input's grid and affine) and a mid-slice overlay PNG.
+//! median y and z of the brain. The samples are patch slots: slot `i` cuts its 32³ windows from
+//! block `i % 4`, and the split groups the slots by block, so each fold holds out one whole block
+//! (the template is left/right symmetric, so only a spatial split does not leak) and the example
+//! prints which. Training re-draws every slot's window each epoch, centred on brain tissue with
+//! probability 0.9, and augments it (flip, a small rotation and scaling on 20% of them, brightness
+//! ±1%). The `test:` hook segments the held-out block by sliding windows and scores it inside the
+//! brain mask next to the two-threshold intensity rule fitted on the three training blocks. After
+//! `kfold` the best fold's network segments Colin27 (`ch2bet`, scaled by its 99th percentile
+//! inside the mask, 2 mm); the example reports the fraction of the brain mask labelled grey or
+//! white matter, and writes the prediction as NIfTI (on the input's grid and affine) and a
+//! mid-slice overlay PNG.
 //!
-//! Outputs under `--out` (default `runs/brain_tissue/<quick|full>`): `folds.csv`,
-//! `best.safetensors` (the best fold's network state), `colin27_tissue.nii.gz`,
-//! `colin27_overlay.png`, and per fold the trainer's run folder `fold<k>/` (checkpoints,
-//! `metrics.csv`, `metrics.jsonl`, TensorBoard events).
+//! Outputs in the run folder `runs/brain_tissue/<id>/` (`--runs`, `--run-id`): `config.toml`,
+//! `split.json`, `manifest.json`, `results.csv` and `report.md`/`report.html` (per fold the
+//! network's Dice and accuracy, the rule's under `rule_`, and the held-out `block`; mean and
+//! standard deviation), `colin27_tissue.nii.gz`, `colin27_overlay.png`, and per fold `fold-K/`
+//! (checkpoints, the best one under `best/`, `metrics.csv`, `metrics.jsonl`, TensorBoard events,
+//! `result.json`). `predict --fold K --run-id ID` re-scores a trained fold from its best
+//! checkpoint (`fold-K/test.json`) and `report --run-id ID` rebuilds the tables.
+//!
+//! `cargo test --features torch --example brain_tissue` runs the tests the declaration
+//! generates (the data fits the model, one batch is overfitted, a checkpoint round-trips, seeded
+//! runs repeat, the folds partition the slots, augmentation keeps image and labels aligned).
 
 mod baseline;
 mod colin;
@@ -34,199 +51,288 @@ mod template;
 mod train;
 
 use std::error::Error;
-use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::Parser as _;
 use delira::backend::Network;
 use delira::backend::torch::tch;
-use delira::models::torch::Norm;
+use delira::data::split::SplitConfig;
+use delira::experiment::{Cli, Command, FoldResult, Outcome, execute, execute_with};
+use delira::training::BEST_DIR;
 use delira::training::checkpoint::{CheckpointWriter, TENSORS_FILE};
+use delira::training::schedule::ScheduleConfig;
 
-use crate::evaluate::{Scores, predict_block, score, tissue_labels};
-use crate::template::{Template, crop, load_template};
-use crate::train::{RunConfig, fold_patches, train, unet};
+use crate::evaluate::{Scores, scores_of};
+use crate::template::{Template, crop};
+use crate::train::{BrainPatches, DATA_DIR, Params, unet};
 
-/// Command-line options.
-struct Options {
-    config: RunConfig,
-    data: PathBuf,
-    out: PathBuf,
-    threads: usize,
-    /// The folds to run (all by default).
-    folds: Option<Vec<usize>>,
-    /// Evaluate the newest checkpoint of every fold instead of training.
-    evaluate_only: bool,
+delira::experiment! {
+    name: brain_tissue,
+    backend: torch,
+    params: Params,
+    data: |config| BrainPatches::new(config),
+    model: |config| unet(config),
+    // Four groups in four folds: fold k holds out one whole block.
+    split: kfold(4, groups = |data| data.blocks()),
+    loader: { batch_size: 4, workers: 1, drop_last: true },
+    augment: |data| data.augmentation(),
+    optimizer: adam(lr = 3e-3),
+    loss: dice_ce,
+    monitor: min(train.loss),
+    epochs: 12,
+    seed: 42,
+    sinks: [csv, jsonl, tensorboard],
+    test: |network, data, slots| evaluate::held_out(network, data, slots),
+    overfit: { steps: 40, loss: 0.8 },
 }
 
-fn options() -> Result<Options, Box<dyn Error>> {
-    let mut args = std::env::args().skip(1);
-    let (mut config, mut data, mut out) = (RunConfig::quick(), PathBuf::from("data"), None);
-    let mut threads = 1;
-    let mut epochs = None;
-    let mut folds = None;
-    let mut evaluate_only = false;
+/// The full configuration: what it changes of the declared (quick) one.
+const FULL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/brain_tissue/full.toml"
+);
+
+/// The example's own options, taken out of the command line before the experiment's.
+struct Own {
+    full: bool,
+    threads: usize,
+    data: PathBuf,
+    /// The experiment's command line (`kfold` when no command is given).
+    rest: Vec<String>,
+}
+
+const COMMANDS: [&str; 11] = [
+    "train",
+    "kfold",
+    "resume",
+    "predict",
+    "report",
+    "config",
+    "help",
+    "--help",
+    "-h",
+    "--version",
+    "-V",
+];
+
+fn own_options(args: impl Iterator<Item = String>) -> Result<Own, Box<dyn Error>> {
+    let mut args = args;
+    let mut own = Own {
+        full: false,
+        threads: 1,
+        data: PathBuf::from("data"),
+        rest: args.next().into_iter().collect(),
+    };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("`{name}` needs a value"));
         match arg.as_str() {
-            "--full" => config = RunConfig::full(),
-            "--evaluate-only" => evaluate_only = true,
-            "--data" => data = PathBuf::from(value("--data")?),
-            "--out" => out = Some(PathBuf::from(value("--out")?)),
-            "--threads" => threads = value("--threads")?.parse()?,
-            "--epochs" => epochs = Some(value("--epochs")?.parse()?),
-            "--patches" => config.patches_per_epoch = value("--patches")?.parse()?,
-            "--affine" => config.affine_p = value("--affine")?.parse()?,
-            "--brightness" => config.brightness = value("--brightness")?.parse()?,
-            "--noise" => config.noise_p = value("--noise")?.parse()?,
-            "--lr" => config.lr = value("--lr")?.parse()?,
-            "--batch" => config.batch_size = value("--batch")?.parse()?,
-            "--foreground" => config.foreground_p = value("--foreground")?.parse()?,
-            "--norm" => {
-                config.norm = match value("--norm")?.as_str() {
-                    "batch" => Norm::Batch,
-                    "instance" => Norm::Instance,
-                    "none" => Norm::None,
-                    other => {
-                        return Err(
-                            format!("unknown norm `{other}`; use batch, instance or none").into(),
-                        );
-                    }
-                }
-            }
-            "--folds" => {
-                folds = Some(
-                    value("--folds")?
-                        .split(',')
-                        .map(str::parse)
-                        .collect::<Result<Vec<usize>, _>>()?,
-                );
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}`; use --full, --epochs N, --patches N, --batch N, \
-                     --lr X, --norm batch|instance|none, --foreground P, --affine P, --noise P, \
-                     --brightness X, \
-                     --folds K[,K...], --evaluate-only, \
-                     --threads N, --data DIR, --out DIR"
-                )
-                .into());
-            }
+            "--full" => own.full = true,
+            "--threads" => own.threads = value("--threads")?.parse()?,
+            "--data" => own.data = PathBuf::from(value("--data")?),
+            _ => own.rest.push(arg),
         }
     }
-    if let Some(epochs) = epochs {
-        config.epochs = epochs;
+    let command = own
+        .rest
+        .iter()
+        .skip(1)
+        .find(|a| COMMANDS.contains(&a.as_str()))
+        .cloned();
+    if command.is_none() {
+        own.rest.insert(1.min(own.rest.len()), "kfold".to_owned());
     }
-    let out = out.unwrap_or_else(|| PathBuf::from("runs/brain_tissue").join(config.name));
-    Ok(Options {
-        config,
-        data,
-        out,
-        threads,
-        folds,
-        evaluate_only,
-    })
+    // A new run (or `config`) takes the full configuration; `resume`, `predict` and `report` use
+    // the one their run pinned.
+    let new_run = command
+        .as_deref()
+        .is_none_or(|c| c == "kfold" || c == "train" || c == "config");
+    if own.full && new_run {
+        if own
+            .rest
+            .iter()
+            .any(|a| a == "--config" || a.starts_with("--config="))
+        {
+            return Err("`--full` is the configuration file `full.toml`; drop `--config`".into());
+        }
+        own.rest.extend(["--config".to_owned(), FULL.to_owned()]);
+    }
+    Ok(own)
 }
 
-/// The network of the newest checkpoint in `run_dir` (a fold trained before).
-fn trained_network(
-    config: &RunConfig,
-    run_dir: &std::path::Path,
-) -> Result<delira::backend::torch::TorchNetwork<delira::models::torch::UNet>, Box<dyn Error>> {
-    let checkpoints = CheckpointWriter::new(run_dir.join("checkpoints"));
-    let entry = checkpoints.latest()?.ok_or_else(|| {
-        format!(
-            "no checkpoint in {}; train the fold first (drop --evaluate-only)",
-            checkpoints.root().display()
-        )
-    })?;
-    let state = delira::backend::State::load(entry.path.join(TENSORS_FILE))?;
-    let mut network = unet(config)?;
-    network.import_state(&state)?;
-    println!("fold network from {}", entry.path.display());
-    Ok(network)
-}
-
-/// One fold's figures.
-struct FoldResult {
-    fold: usize,
-    network: Scores,
-    baseline: Scores,
-    train_seconds: f64,
-    final_loss: f64,
-}
-
-fn main() -> Result<(), Box<dyn Error>> {
-    let started = Instant::now();
+fn main() -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         delira::logging::install_subscriber();
     }
-    let Options {
-        config,
-        data,
-        out,
-        threads,
-        folds,
-        evaluate_only,
-    } = options()?;
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
+    let own = own_options(std::env::args())?;
     // One libtorch thread by default: on the shared 2-core machine two OpenMP threads that
     // compete with other processes made a training step about three times slower.
-    tch::set_num_threads(threads as i32);
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    println!(
-        "configuration `{}`: U-Net depth {} base {}, {} epochs of {} patches of {}³ (batch {}), \
-         foreground p {}, Adam lr {} (cosine), {threads} torch threads",
-        config.name,
-        config.depth,
-        config.base,
-        config.epochs,
-        config.patches_per_epoch,
-        config.patch,
-        config.batch_size,
-        config.foreground_p,
-        config.lr
-    );
-
-    let template = load_template(&data.join("mni"))?;
-    print_blocks(&template);
-
-    let mut results = Vec::new();
-    let mut best: Option<(f64, usize, delira::backend::State)> = None;
-    let folds = folds.unwrap_or_else(|| (0..template.blocks.len()).collect());
-    if let Some(&bad) = folds.iter().find(|&&k| k >= template.blocks.len()) {
-        return Err(format!(
-            "fold {bad} does not exist; use 0..{}",
-            template.blocks.len()
-        )
-        .into());
-    }
-    for &fold in &folds {
-        let run_dir = out.join(format!("fold{fold}"));
-        let (result, network) = run_fold(&template, &config, fold, &run_dir, evaluate_only)?;
-        print_fold(fold, results.is_empty(), &result);
-        let mean = result.network.mean_dice();
-        if best.as_ref().is_none_or(|(b, _, _)| mean > *b) {
-            best = Some((mean, fold, network.export_state()?));
+    tch::set_num_threads(own.threads as i32);
+    let _ = DATA_DIR.set(own.data.clone());
+    let cli = Cli::parse_from(&own.rest);
+    match cli.command {
+        Command::Kfold { fold } => kfold(&cli, fold, &own),
+        Command::Train { .. } => {
+            let config = training_config(&cli)?;
+            print_outcome(&execute_with(&brain_tissue::Experiment, config, &cli)?);
+            Ok(())
         }
-        results.push(result);
+        _ => {
+            print_outcome(&execute(&brain_tissue::Experiment, &cli)?);
+            Ok(())
+        }
     }
-    print_summary(&results);
-    write_csv(&results, &out)?;
+}
 
-    let (_, best_fold, state) = best.ok_or("no fold was trained")?;
-    state.save(out.join("best.safetensors"))?;
-    let mut network = unet(&config)?;
-    network.import_state(&state)?;
-    transfer(&template, &data, &out, &config, &mut network, best_fold)?;
+/// The configuration of a new run: the declaration, `--config` and `--set`; the learning-rate
+/// schedule, unless set, is cosine annealing over the run's epochs to 1% of the optimizer's rate.
+fn training_config(cli: &Cli) -> Result<brain_tissue::Config, Box<dyn Error>> {
+    let mut config = cli.options.resolve(brain_tissue::Config::default())?;
+    if config.schedule.is_none() {
+        config.schedule = Some(ScheduleConfig::CosineAnnealing {
+            t_max: config.epochs,
+            eta_min: config.optimizer.learning_rate() / 100.0,
+        });
+    }
+    config.progress = true;
+    Ok(config)
+}
+
+fn print_outcome(outcome: &Outcome) {
+    match outcome {
+        Outcome::Trained { run, folds, .. } => {
+            println!("run {}", run.display());
+            for fold in folds {
+                print_fold(fold.fold, true, fold, f64::NAN);
+            }
+        }
+        Outcome::Predicted { dir } => {
+            let path = dir.join("test.json");
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            println!("test metrics in {}:\n{text}", path.display());
+        }
+        Outcome::Reported(summary) => println!("{}", summary.to_markdown(&[])),
+        Outcome::Config(text) => print!("{text}"),
+    }
+}
+
+/// `kfold`: every fold (or `--fold K`) as a job of one run, the fold table, then the best
+/// fold's network on Colin27.
+fn kfold(cli: &Cli, only: Option<usize>, own: &Own) -> Result<(), Box<dyn Error>> {
+    let started = Instant::now();
+    let config = training_config(cli)?;
+    print_configuration(&config, own);
+    let k = match &config.split {
+        SplitConfig::KFold(kfold) => kfold.k,
+        SplitConfig::Holdout(_) => 1,
+    };
+    let folds: Vec<usize> = only.map_or_else(|| (0..k).collect(), |fold| vec![fold]);
+
+    let mut job = cli.clone();
+    let mut results = Vec::new();
+    let mut run = PathBuf::new();
+    for &fold in &folds {
+        job.command = Command::Kfold { fold: Some(fold) };
+        let fold_started = Instant::now();
+        let outcome = execute_with(&brain_tissue::Experiment, config.clone(), &job)?;
+        let seconds = fold_started.elapsed().as_secs_f64();
+        let Outcome::Trained {
+            run: dir,
+            folds: trained,
+            ..
+        } = outcome
+        else {
+            return Err("`kfold` trains".into());
+        };
+        for result in trained {
+            print_fold(fold, results.is_empty(), &result, seconds);
+            results.push(result);
+        }
+        // The later folds join the run the first one made.
+        job.options.run_id = dir.file_name().map(|id| id.to_string_lossy().into_owned());
+        run = dir;
+    }
+    check_blocks(&results)?;
+    print_summary(&results);
+
+    let best = results
+        .iter()
+        .max_by(|a, b| mean_dice(a).total_cmp(&mean_dice(b)))
+        .ok_or("no fold was trained")?;
+    let mut network = best_network(&config, &run.join(format!("fold-{}", best.fold)))?;
+    let template = BrainPatches::new(&config)?.template;
+    transfer(
+        &template,
+        &own.data,
+        &run,
+        &config.params,
+        &mut network,
+        best.fold,
+    )?;
     println!(
-        "\nwall time {:.1} min; outputs in {}",
+        "\nwall time {:.1} min; results.csv, report.md and the Colin27 outputs in {}",
         started.elapsed().as_secs_f64() / 60.0,
-        out.display()
+        run.display()
     );
     Ok(())
 }
 
-fn print_blocks(template: &Template) {
+fn print_configuration(config: &brain_tissue::Config, own: &Own) {
+    let name = if own.full { "full" } else { "quick" };
+    let changed = if own
+        .rest
+        .iter()
+        .any(|a| a == "--set" || a.starts_with("--set="))
+    {
+        " with --set"
+    } else {
+        ""
+    };
+    let p = &config.params;
+    println!(
+        "configuration `{name}`{changed}: U-Net depth {} base {} (norm {}), {} epochs of {} \
+         patches of {}³ (batch {}), foreground p {}, Adam lr {} (cosine), {} torch threads",
+        p.depth,
+        p.base,
+        format!("{:?}", p.norm).to_lowercase(),
+        config.epochs,
+        p.patches_per_epoch,
+        p.patch,
+        config.loader.batch_size,
+        p.foreground_p,
+        config.optimizer.learning_rate(),
+        own.threads
+    );
+}
+
+/// The network of the best checkpoint of a fold's folder.
+fn best_network(
+    config: &brain_tissue::Config,
+    fold_dir: &Path,
+) -> Result<delira::backend::torch::TorchNetwork<delira::models::torch::UNet>, Box<dyn Error>> {
+    let checkpoints = CheckpointWriter::new(fold_dir.join(BEST_DIR));
+    let entry = checkpoints
+        .latest()?
+        .ok_or_else(|| format!("no checkpoint in {}", checkpoints.root().display()))?;
+    let state = delira::backend::State::load(entry.path.join(TENSORS_FILE))?;
+    let mut network = unet(config)?;
+    network.import_state(&state)?;
+    Ok(network)
+}
+
+/// The four blocks: fold `k` holds out the block its test slots name.
+pub fn print_blocks(template: &Template) {
     println!("\n block  y range   z range   brain voxels");
     for (k, block) in template.blocks.iter().enumerate() {
         let brain = crop(&template.labels, block)
@@ -240,85 +346,61 @@ fn print_blocks(template: &Template) {
     }
 }
 
-/// Trains on the blocks other than `fold`, segments block `fold` and scores it and the threshold
-/// rule.
-fn run_fold(
-    template: &Template,
-    config: &RunConfig,
-    fold: usize,
-    run_dir: &std::path::Path,
-    evaluate_only: bool,
-) -> Result<(FoldResult, impl Network), Box<dyn Error>> {
-    let held_out = &template.blocks[fold];
-    let train_blocks: Vec<_> = template
-        .blocks
-        .iter()
-        .enumerate()
-        .filter(|&(k, _)| k != fold)
-        .map(|(_, b)| b.clone())
-        .collect();
-
-    let thresholds = baseline::fit(train_blocks.iter().flat_map(|b| {
-        crop(&template.t1, b)
-            .into_iter()
-            .copied()
-            .zip(crop(&template.labels, b).into_iter().copied())
-            .collect::<Vec<_>>()
-    }));
-    let truth = crop(&template.labels, held_out);
-    let image = crop(&template.t1, held_out);
-    let rule = ndarray::Zip::from(&image)
-        .and(&truth)
-        .map_collect(|&v, &t| if t > 0 { thresholds.label(v) } else { 0 });
-    let baseline = score(&truth, &rule.view())?;
-
-    let (mut network, trained) = if evaluate_only {
-        (trained_network(config, run_dir)?, train::Trained::default())
-    } else {
-        let patches = fold_patches(template, &train_blocks, config)?;
-        train(unet(config)?, &patches, config, fold, run_dir)?
-    };
-    let logits = predict_block(
-        &mut network,
-        &template.t1,
-        held_out,
-        config.patch,
-        config.patch / 2,
-    )?;
-    let prediction = tissue_labels(&logits, &truth.mapv(|t| t > 0).view());
-    let scores = score(&truth, &prediction.view())?;
-    Ok((
-        FoldResult {
-            fold,
-            network: scores,
-            baseline,
-            train_seconds: trained.seconds,
-            final_loss: trained.losses.last().copied().unwrap_or(f64::NAN),
-        },
-        network,
-    ))
+fn mean_dice(result: &FoldResult) -> f64 {
+    scores_of(&result.metrics, "").mean_dice()
 }
 
-fn print_fold(fold: usize, header: bool, r: &FoldResult) {
-    if header {
-        println!("\n                  Dice other    GM      WM   accuracy   train s  last loss");
+fn held_out_block(result: &FoldResult) -> Option<usize> {
+    result.metrics.get("block").map(|&b| b as usize)
+}
+
+/// Every fold held out a different block.
+fn check_blocks(results: &[FoldResult]) -> Result<(), Box<dyn Error>> {
+    for (i, a) in results.iter().enumerate() {
+        for b in &results[i + 1..] {
+            if held_out_block(a) == held_out_block(b) {
+                return Err(format!(
+                    "folds {} and {} hold out the same block {:?}",
+                    a.fold,
+                    b.fold,
+                    held_out_block(a)
+                )
+                .into());
+            }
+        }
     }
-    let row = |who: &str, s: &Scores| {
+    Ok(())
+}
+
+fn print_fold(fold: usize, header: bool, result: &FoldResult, seconds: f64) {
+    if header {
+        println!(
+            "\n                   block  Dice other    GM      WM   accuracy   fold s  last loss"
+        );
+    }
+    let row = |s: &Scores| {
         format!(
-            "{who:<16}  {:>10.4}  {:>6.4}  {:>6.4}  {:>8.2}%",
+            "{:>10.4}  {:>6.4}  {:>6.4}  {:>8.2}%",
             s.dice[0],
             s.dice[1],
             s.dice[2],
             100.0 * s.accuracy
         )
     };
+    let last_loss = result
+        .history
+        .get("train/loss")
+        .and_then(|curve| curve.last())
+        .map_or(f64::NAN, |&(_, loss)| loss);
+    let block = held_out_block(result).map_or_else(|| "?".to_owned(), |b| b.to_string());
     println!(
-        "fold {fold} U-Net     {}  {:>8.0}  {:>9.4}",
-        &row("", &r.network)[16..],
-        r.train_seconds,
-        r.final_loss
+        "fold {fold} U-Net     {block:>5}  {}  {seconds:>7.0}  {last_loss:>9.4}",
+        row(&scores_of(&result.metrics, ""))
     );
-    println!("fold {fold} threshold {}", &row("", &r.baseline)[16..]);
+    println!(
+        "fold {fold} threshold {block:>5}  {}",
+        row(&scores_of(&result.metrics, "rule_"))
+    );
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -327,18 +409,24 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 fn print_summary(results: &[FoldResult]) {
-    let avg = |pick: &dyn Fn(&FoldResult) -> Scores| Scores {
-        dice: std::array::from_fn(|c| mean(results.iter().map(|r| pick(r).dice[c]))),
-        accuracy: mean(results.iter().map(|r| pick(r).accuracy)),
+    let avg = |prefix: &str| {
+        let scores: Vec<Scores> = results
+            .iter()
+            .map(|r| scores_of(&r.metrics, prefix))
+            .collect();
+        Scores {
+            dice: std::array::from_fn(|c| mean(scores.iter().map(|s| s.dice[c]))),
+            accuracy: mean(scores.iter().map(|s| s.accuracy)),
+        }
     };
-    let (net, rule) = (avg(&|r| r.network), avg(&|r| r.baseline));
+    let (net, rule) = (avg(""), avg("rule_"));
     let beats = results
         .iter()
-        .filter(|r| r.network.mean_dice() > r.baseline.mean_dice())
+        .filter(|r| mean_dice(r) > scores_of(&r.metrics, "rule_").mean_dice())
         .count();
     println!(
-        "mean   U-Net     {:>10.4}  {:>6.4}  {:>6.4}  {:>8.2}%\nmean   threshold {:>10.4}  \
-         {:>6.4}  {:>6.4}  {:>8.2}%",
+        "mean   U-Net            {:>10.4}  {:>6.4}  {:>6.4}  {:>8.2}%\nmean   threshold        \
+         {:>10.4}  {:>6.4}  {:>6.4}  {:>8.2}%",
         net.dice[0],
         net.dice[1],
         net.dice[2],
@@ -354,33 +442,12 @@ fn print_summary(results: &[FoldResult]) {
     );
 }
 
-fn write_csv(results: &[FoldResult], out: &std::path::Path) -> Result<(), Box<dyn Error>> {
-    let mut csv =
-        String::from("fold,method,dice_other,dice_gm,dice_wm,accuracy,train_seconds,final_loss\n");
-    for r in results {
-        let fold = r.fold;
-        for (method, s, seconds, loss) in [
-            ("unet", &r.network, r.train_seconds, r.final_loss),
-            ("threshold", &r.baseline, 0.0, f64::NAN),
-        ] {
-            writeln!(
-                csv,
-                "{fold},{method},{:.6},{:.6},{:.6},{:.6},{seconds:.1},{loss:.6}",
-                s.dice[0], s.dice[1], s.dice[2], s.accuracy
-            )?;
-        }
-    }
-    let path = out.join("folds.csv");
-    delira::io::write_atomically(&path, csv.as_bytes())?;
-    Ok(())
-}
-
 /// The best network and the threshold rule (fitted on all four blocks) on Colin27.
 fn transfer(
     template: &Template,
-    data: &std::path::Path,
-    out: &std::path::Path,
-    config: &RunConfig,
+    data: &Path,
+    out: &Path,
+    params: &Params,
     network: &mut impl Network,
     best_fold: usize,
 ) -> Result<(), Box<dyn Error>> {
@@ -394,7 +461,7 @@ fn transfer(
             .zip(template.labels.iter().copied()),
     );
     let rule = colin::threshold_labels(&colin, thresholds);
-    let labels = colin::segment(network, &colin, config.patch)?;
+    let labels = colin::segment(network, &colin, params.patch)?;
     println!(
         "\nColin27 (ch2bet, 2 mm {:?}, {} mask voxels): fraction of the brain mask labelled GM or \
          WM\n  U-Net (fold {best_fold})  {:.1}%\n  threshold rule  {:.1}%  (thresholds {:.3}, {:.3} \

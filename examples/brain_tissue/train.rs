@@ -1,53 +1,42 @@
-//! The configuration, the network, the training patches of a fold and the training loop.
+//! The parameters, the network, the patch slots of the four blocks and their augmentation.
 
 use std::error::Error;
-use std::ops::Range;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use delira::augment::{
     AffineSpec, BrightnessSpec, FlipSpec, MaybeSpec, NoiseSpec, Pipeline, Transform,
 };
 use delira::backend::torch::TorchNetwork;
-use delira::backend::{AdamConfig, Device, DiceCeConfig, Network, TOTAL_LOSS};
-use delira::data::{
-    DataError, LoaderConfig, PatchConfig, PatchDataset, PatchSource, RandomSampler, Record, Value,
-};
+use delira::backend::{BackendError, Device};
+use delira::data::{DataError, Dataset, PatchConfig, PatchDataset, PatchSource, Record, Value};
 use delira::io::{Affine, LabelMap, Volume};
 use delira::models::torch::{Norm, UNet, UNetConfig};
 use delira::random::Stream;
-use delira::training::schedule::ScheduleConfig;
-use delira::training::{Trainer, TrainerConfig};
-use ndarray::{ArrayD, Axis};
+use ndarray::{ArrayD, Axis, arr0};
+use serde::{Deserialize, Serialize};
 
-use crate::template::{CLASSES, Template};
+use crate::brain_tissue::Config;
+use crate::template::{CLASSES, Template, load_template};
 
-/// Everything a run depends on.
-#[derive(Clone, Debug)]
-pub struct RunConfig {
-    /// `quick` or `full`.
-    pub name: &'static str,
+/// The example's own parameters: the `[params]` table of the configuration. The defaults are
+/// the quick configuration; `full.toml` holds what the full one changes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
     /// Channels of the U-Net's first level.
     pub base: i64,
     /// Resolution levels of the U-Net.
     pub depth: usize,
-    /// Training epochs per fold.
-    pub epochs: u64,
-    /// Patches per epoch.
-    pub patches_per_epoch: usize,
-    /// Patches per batch.
-    pub batch_size: usize,
+    /// The U-Net's normalisation layers (see [`unet`]).
+    pub norm: Norm,
     /// The patch side in voxels (2 mm).
     pub patch: usize,
+    /// Training patches per epoch and fold: the dataset has `ceil(patches_per_epoch / 3)` patch
+    /// slots per block, so a fold trains on at least this many slots; with
+    /// `loader.drop_last` an epoch takes the whole batches among them.
+    pub patches_per_epoch: usize,
     /// The probability of a patch centred on brain tissue.
     pub foreground_p: f64,
-    /// Adam's initial learning rate (cosine-annealed to 1% of it).
-    pub lr: f64,
-    /// The seed of patches, augmentation and weights.
-    pub seed: u64,
-    /// The U-Net's normalisation layers.
-    pub norm: Norm,
     /// The probability of the small rotation and scaling of a patch.
     pub affine_p: f64,
     /// The probability of Gaussian noise on a patch.
@@ -56,101 +45,174 @@ pub struct RunConfig {
     pub brightness: f64,
 }
 
-impl RunConfig {
-    /// 192 steps per fold: 6 minutes on the 2-core CPU (sharing it with the full configuration),
-    /// all four folds, evaluation and transfer included.
-    pub fn quick() -> Self {
+/// The quick configuration: 12 epochs (the declaration) of 64 patches, 192 steps per fold.
+impl Default for Params {
+    fn default() -> Self {
         Self {
-            name: "quick",
             base: 8,
             depth: 3,
-            epochs: 12,
-            patches_per_epoch: 64,
-            batch_size: 4,
-            patch: 32,
-            foreground_p: 0.9,
-            lr: 3e-3,
-            seed: 42,
             norm: Norm::None,
+            patch: 32,
+            patches_per_epoch: 64,
+            foreground_p: 0.9,
             affine_p: 0.2,
             noise_p: 0.0,
             brightness: 0.01,
         }
     }
-
-    /// 480 steps per fold: 16 minutes on the 2-core CPU (sharing it). It does not yet beat the
-    /// threshold rule (91.9% against 96.1% accuracy); the network underfits (93.5% on a block it
-    /// was trained on), so more steps are the next thing to try.
-    pub fn full() -> Self {
-        Self {
-            name: "full",
-            epochs: 30,
-            patches_per_epoch: 64,
-            ..Self::quick()
-        }
-    }
 }
 
-/// A 3D U-Net with Adam and Dice + cross-entropy, on the CPU. `tch` draws the initial weights
-/// from its global generator, seeded here.
+/// A 3D U-Net with the configured optimizer and loss (Adam, Dice + cross-entropy), on the CPU.
+/// `tch` draws the initial weights from its global generator, seeded here.
 ///
-/// Normalisation ([`RunConfig::norm`]): none by default. Instance normalisation rescales every
+/// Normalisation ([`Params::norm`]): none by default. Instance normalisation rescales every
 /// patch by its own statistics and so hides the absolute intensity that separates the tissues
 /// (960 steps reached 87% accuracy on the first held-out block, against the threshold rule's
 /// 95.8%); batch normalisation with batches of four patches trained much more slowly than no
 /// normalisation (training cross-entropy after 160 steps 0.53 with it at lr 2e-3, 0.26 without at
 /// lr 3e-3).
-pub fn unet(config: &RunConfig) -> Result<TorchNetwork<UNet>, Box<dyn Error>> {
+pub fn unet(config: &Config) -> Result<TorchNetwork<UNet>, BackendError> {
     delira::backend::torch::tch::manual_seed(config.seed as i64);
+    let params = &config.params;
     let shape = UNetConfig::builder()
         .in_channels(1)
         .classes(CLASSES as i64)
-        .depth(config.depth)
-        .base(config.base)
-        .norm(config.norm)
+        .depth(params.depth)
+        .base(params.base)
+        .norm(params.norm)
         .build();
-    Ok(TorchNetwork::new(
+    TorchNetwork::new(
         Device::Cpu,
         |p| UNet::new(p, &shape),
-        AdamConfig::builder().lr(config.lr).build().into(),
-        DiceCeConfig::default().into(),
-    )?)
+        config.optimizer.clone(),
+        config.loss.clone(),
+    )
 }
 
-/// Patch slots over the training blocks of a fold (every window lies wholly inside one of them).
-pub fn fold_patches(
-    template: &Template,
-    train_blocks: &[[Range<usize>; 3]],
-    config: &RunConfig,
-) -> Result<PatchDataset, Box<dyn Error>> {
-    let image = Arc::new(template.t1.clone().insert_axis(Axis(0)).into_dyn());
-    let labels = Arc::new(template.labels.clone().into_dyn());
-    let sources = train_blocks
-        .iter()
-        .map(|block| {
-            PatchSource::new(Arc::clone(&image), Arc::clone(&labels))?.within(block.to_vec())
+/// The folder of the provisioned data (`--data`, default `data`).
+pub static DATA_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+/// The template, read once per process (every command and every fold asks for the data).
+fn shared_template() -> Result<Arc<Template>, Box<dyn Error>> {
+    static CACHE: Mutex<Option<Arc<Template>>> = Mutex::new(None);
+    let mut cached = CACHE.lock().map_err(|_| "the template cache is poisoned")?;
+    if let Some(template) = cached.as_ref() {
+        return Ok(Arc::clone(template));
+    }
+    let dir = DATA_DIR.get().map_or_else(|| "data".into(), Clone::clone);
+    let template = Arc::new(load_template(&dir.join("mni"))?);
+    crate::print_blocks(&template);
+    *cached = Some(Arc::clone(&template));
+    Ok(template)
+}
+
+/// The field of a sample that holds its patch slot.
+pub const SLOT: &str = "patch_slot";
+
+/// Patch slots over the four spatial blocks: slot `i` cuts its windows from block `i % 4`, so a
+/// split grouped by block holds whole blocks out. As a dataset, sample `i` is the fixed patch of
+/// slot `i` (its `image`, `label` and its slot index); training re-draws the window every epoch
+/// ([`BrainPatches::augmentation`]).
+pub struct BrainPatches {
+    /// The template the blocks cut.
+    pub template: Arc<Template>,
+    /// The patch slots.
+    pub patches: PatchDataset,
+    /// The parameters they were made with.
+    pub params: Params,
+}
+
+impl BrainPatches {
+    /// `4 · ceil(patches_per_epoch / 3)` slots over the four blocks of the template.
+    pub fn new(config: &Config) -> Result<Self, Box<dyn Error>> {
+        let template = shared_template()?;
+        let params = config.params.clone();
+        let image = Arc::new(template.t1.clone().insert_axis(Axis(0)).into_dyn());
+        let labels = Arc::new(template.labels.clone().into_dyn());
+        let sources = template
+            .blocks
+            .iter()
+            .map(|block| {
+                PatchSource::new(Arc::clone(&image), Arc::clone(&labels))?.within(block.to_vec())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let slots = template.blocks.len() * params.patches_per_epoch.div_ceil(3);
+        let patch_config = PatchConfig::builder()
+            .size(vec![params.patch; 3])
+            .foreground_p(params.foreground_p)
+            .seed(config.seed)
+            .build();
+        let patches = PatchDataset::new(sources, patch_config, slots)?;
+        Ok(Self {
+            template,
+            patches,
+            params,
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let patches = PatchConfig::builder()
-        .size(vec![config.patch; 3])
-        .foreground_p(config.foreground_p)
-        .seed(config.seed)
-        .build();
-    Ok(PatchDataset::new(
-        sources,
-        patches,
-        config.patches_per_epoch,
-    )?)
+    }
+
+    /// The block of slot `slot`.
+    pub fn block_of(&self, slot: usize) -> usize {
+        slot % self.template.blocks.len()
+    }
+
+    /// The block of every sample (the groups of the split).
+    pub fn blocks(&self) -> Vec<usize> {
+        (0..self.len()).map(|slot| self.block_of(slot)).collect()
+    }
+
+    /// The training transform: the window of the sample's slot re-drawn from the sample's
+    /// stream (a new patch every epoch, as [`PatchDataset::loader`] draws them), then
+    /// [`augmentation`] with the rest of the stream.
+    pub fn augmentation(
+        &self,
+    ) -> impl Fn(Record, &mut Stream) -> Result<Record, DataError> + Send + Sync + use<> {
+        let patches = self.patches.clone();
+        let pipeline = augmentation(&self.params);
+        move |record, stream| {
+            let slot = slot_of(&record)?;
+            let mut window_stream = Stream::from_seed(stream.next_u64());
+            let drawn = patches.draw(slot, &mut window_stream)?;
+            let mut augmented = augment_record(&pipeline, drawn, stream)?;
+            augmented.insert(SLOT, arr0(slot as i64).into_dyn());
+            Ok(augmented)
+        }
+    }
 }
 
-/// Flip (left/right), a small rotation and scaling (probability [`RunConfig::affine_p`]) and
-/// mild intensity changes (brightness `1 ± RunConfig::brightness`, Gaussian noise with
-/// probability [`RunConfig::noise_p`]): images interpolated linearly, labels by nearest
+impl Dataset for BrainPatches {
+    type Item = Record;
+
+    fn len(&self) -> usize {
+        self.patches.len()
+    }
+
+    fn get(&self, index: usize) -> Result<Record, DataError> {
+        Ok(self
+            .patches
+            .get(index)?
+            .with(SLOT, arr0(index as i64).into_dyn()))
+    }
+}
+
+fn slot_of(record: &Record) -> Result<usize, DataError> {
+    match record.get(SLOT) {
+        Some(Value::I64(slot)) if slot.ndim() == 0 => {
+            Ok(slot.iter().copied().sum::<i64>() as usize)
+        }
+        _ => Err(DataError::msg(format!(
+            "a training sample needs its slot as a 0-d i64 `{SLOT}`"
+        ))),
+    }
+}
+
+/// Flip (left/right), a small rotation and scaling (probability [`Params::affine_p`]) and
+/// mild intensity changes (brightness `1 ± Params::brightness`, Gaussian noise with
+/// probability [`Params::noise_p`]): images interpolated linearly, labels by nearest
 /// neighbour, one resampling. The tissues are told apart by intensity, partly of partial-volume
 /// voxels, so resampling and intensity changes blur the classes: with rotation and scaling on 70%
 /// of the patches, brightness ±3% and noise on 30%, 480 steps reached 92.0% accuracy on the first
 /// held-out block (the threshold rule 95.8%).
-pub fn augmentation(config: &RunConfig) -> Pipeline {
+pub fn augmentation(params: &Params) -> Pipeline {
     let maybe = |p: f64, t: Transform| -> Transform {
         MaybeSpec {
             p,
@@ -160,7 +222,7 @@ pub fn augmentation(config: &RunConfig) -> Pipeline {
     };
     Pipeline::new([
         maybe(
-            config.affine_p,
+            params.affine_p,
             AffineSpec::default()
                 .rotate_deg(10.0)
                 .scale(0.9, 1.1)
@@ -168,12 +230,12 @@ pub fn augmentation(config: &RunConfig) -> Pipeline {
         ),
         FlipSpec::new([0]).into(),
         BrightnessSpec {
-            multiply: [1.0 - config.brightness, 1.0 + config.brightness],
+            multiply: [1.0 - params.brightness, 1.0 + params.brightness],
             add: [0.0, 0.0],
         }
         .into(),
         maybe(
-            config.noise_p,
+            params.noise_p,
             Transform::GaussianNoise(NoiseSpec { std: [0.0, 0.02] }),
         ),
     ])
@@ -209,64 +271,4 @@ pub fn augment_record(
     record.insert("image", image);
     record.insert("label", labels);
     Ok(record)
-}
-
-/// What training a fold produced (nothing for a network read from a checkpoint).
-#[derive(Default)]
-pub struct Trained {
-    /// The mean training loss of every epoch.
-    pub losses: Vec<f64>,
-    /// Seconds of training.
-    pub seconds: f64,
-}
-
-/// Trains `network` on `patches` through delira's trainer: a fresh set of augmented patches every
-/// epoch (one loader worker), Adam with a cosine learning-rate schedule, a checkpoint every epoch
-/// and the metric logs (CSV, JSON lines, TensorBoard) in `run_dir`. The only place that drives the
-/// network, so that a change of the trainer's API is cheap.
-pub fn train<N: Network>(
-    network: N,
-    patches: &PatchDataset,
-    config: &RunConfig,
-    fold: usize,
-    run_dir: &Path,
-) -> Result<(N, Trained), Box<dyn Error>> {
-    let started = Instant::now();
-    let pipeline = Arc::new(augmentation(config));
-    let loader_config = LoaderConfig::builder()
-        .batch_size(config.batch_size)
-        .workers(1)
-        .prefetch(2)
-        .seed(config.seed + fold as u64)
-        .drop_last(true)
-        .build();
-    let sampler = RandomSampler::new((0..config.patches_per_epoch).collect(), config.seed);
-    let loader = patches.loader(sampler, loader_config, move |record, stream| {
-        augment_record(&pipeline, record, stream)
-    })?;
-
-    let trainer_config = TrainerConfig::builder()
-        .epochs(config.epochs)
-        .seed(config.seed)
-        .build();
-    let mut trainer = Trainer::new(network, trainer_config, run_dir)
-        .with_schedule(ScheduleConfig::CosineAnnealing {
-            t_max: config.epochs,
-            eta_min: config.lr / 100.0,
-        })?
-        .with_default_sinks()?
-        .with_progress(true);
-    let report = trainer.fit(&loader, None)?;
-    let losses = report
-        .history
-        .iter()
-        .map(|epoch| epoch.train.get(TOTAL_LOSS).copied().unwrap_or(f64::NAN))
-        .collect();
-    Ok((
-        trainer.into_network(),
-        Trained {
-            losses,
-            seconds: started.elapsed().as_secs_f64(),
-        },
-    ))
 }

@@ -29,7 +29,7 @@ pub fn expand(e: &Experiment) -> TokenStream {
     let tests = tests(e);
     quote! {
         #[doc = #doc]
-        #[allow(clippy::all, clippy::pedantic, unused_imports, dead_code)]
+        #[allow(clippy::all, clippy::pedantic, unused_imports, dead_code, private_interfaces)]
         pub mod #name {
             use super::*;
             use ::delira::__private::rt as __rt;

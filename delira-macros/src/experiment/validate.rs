@@ -107,7 +107,12 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
         }
     }
 
-    let loader = checked_fields(s.loader, "loader", &["batch_size", "workers", "drop_last"], errors);
+    let loader = checked_fields(
+        s.loader,
+        "loader",
+        &["batch_size", "workers", "drop_last"],
+        errors,
+    );
     let checkpoint = checked_fields(
         s.checkpoint,
         "checkpoint",

@@ -113,10 +113,12 @@ pub fn data_from<C, R: DataOutput>(
     config: &C,
     make: impl FnOnce(&C) -> R,
 ) -> Result<R::Data, ExperimentError> {
-    make(config).into_data().map_err(|message| ExperimentError::Declared {
-        what: "data",
-        message,
-    })
+    make(config)
+        .into_data()
+        .map_err(|message| ExperimentError::Declared {
+            what: "data",
+            message,
+        })
 }
 
 /// A compile-time check that a `params:` type can be part of the configuration; generated code
