@@ -80,33 +80,7 @@ fn put<T>(slot: &mut Option<T>, key: &Ident, value: T, errors: &mut Errors) {
 /// Checks the parsed input; `None` when something required is missing or wrong (the errors say
 /// what).
 pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
-    let mut s = Slots::default();
-    for entry in input.entries {
-        let key = &entry.key;
-        match entry.value {
-            Value::Name(v) => put(&mut s.name, key, v, errors),
-            Value::Backend(v) => put(&mut s.backend, key, v, errors),
-            Value::Data(v) => put(&mut s.data, key, v, errors),
-            Value::Model(v) => put(&mut s.model, key, v, errors),
-            Value::Split(v) => put(&mut s.split, key, v, errors),
-            Value::Loader(v) => put(&mut s.loader, key, v, errors),
-            Value::Augment(v) => put(&mut s.augment, key, v, errors),
-            Value::Optimizer(v) => put(&mut s.optimizer, key, v, errors),
-            Value::Schedule(v) => put(&mut s.schedule, key, v, errors),
-            Value::Loss(v) => put(&mut s.loss, key, v, errors),
-            Value::Metrics(v) => put(&mut s.metrics, key, v, errors),
-            Value::Monitor(v) => put(&mut s.monitor, key, v, errors),
-            Value::EarlyStopping(v) => put(&mut s.early_stopping, key, v, errors),
-            Value::Epochs(v) => put(&mut s.epochs, key, v, errors),
-            Value::Seed(v) => put(&mut s.seed, key, v, errors),
-            Value::Checkpoint(v) => put(&mut s.checkpoint, key, v, errors),
-            Value::Sinks(v) => put(&mut s.sinks, key, v, errors),
-            Value::Test(v) => put(&mut s.test, key, v, errors),
-            Value::Overfit(v) => put(&mut s.overfit, key, v, errors),
-            Value::Params(v) => put(&mut s.params, key, v, errors),
-        }
-    }
-
+    let s = fill_slots(input, errors);
     let loader = checked_fields(
         s.loader,
         "loader",
@@ -186,6 +160,37 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
         overfit_loss,
         params: s.params,
     })
+}
+
+/// Each entry in its slot; a repeated key is an error.
+fn fill_slots(input: Input, errors: &mut Errors) -> Slots {
+    let mut s = Slots::default();
+    for entry in input.entries {
+        let key = &entry.key;
+        match entry.value {
+            Value::Name(v) => put(&mut s.name, key, v, errors),
+            Value::Backend(v) => put(&mut s.backend, key, v, errors),
+            Value::Data(v) => put(&mut s.data, key, v, errors),
+            Value::Model(v) => put(&mut s.model, key, v, errors),
+            Value::Split(v) => put(&mut s.split, key, v, errors),
+            Value::Loader(v) => put(&mut s.loader, key, v, errors),
+            Value::Augment(v) => put(&mut s.augment, key, v, errors),
+            Value::Optimizer(v) => put(&mut s.optimizer, key, v, errors),
+            Value::Schedule(v) => put(&mut s.schedule, key, v, errors),
+            Value::Loss(v) => put(&mut s.loss, key, v, errors),
+            Value::Metrics(v) => put(&mut s.metrics, key, v, errors),
+            Value::Monitor(v) => put(&mut s.monitor, key, v, errors),
+            Value::EarlyStopping(v) => put(&mut s.early_stopping, key, v, errors),
+            Value::Epochs(v) => put(&mut s.epochs, key, v, errors),
+            Value::Seed(v) => put(&mut s.seed, key, v, errors),
+            Value::Checkpoint(v) => put(&mut s.checkpoint, key, v, errors),
+            Value::Sinks(v) => put(&mut s.sinks, key, v, errors),
+            Value::Test(v) => put(&mut s.test, key, v, errors),
+            Value::Overfit(v) => put(&mut s.overfit, key, v, errors),
+            Value::Params(v) => put(&mut s.params, key, v, errors),
+        }
+    }
+    s
 }
 
 fn required<T>(slot: Option<T>, key: &str, fix: &str, errors: &mut Errors) -> Option<T> {
