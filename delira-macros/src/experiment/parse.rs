@@ -30,6 +30,8 @@ pub mod kw {
     syn::custom_keyword!(sinks);
     syn::custom_keyword!(test);
     syn::custom_keyword!(overfit);
+    syn::custom_keyword!(fingerprint);
+    syn::custom_keyword!(predict);
 
     syn::custom_keyword!(torch);
     syn::custom_keyword!(tensorflow);
@@ -106,6 +108,10 @@ pub enum Value {
     Test(Expr),
     /// `overfit: { steps: 100, loss: 0.05 }`
     Overfit(Vec<Field>),
+    /// `fingerprint: expr` or `fingerprint: |data| expr`
+    Fingerprint(Expr),
+    /// `predict: |network, data, indices, dir| expr`
+    Predict(Expr),
 }
 
 /// `name`, `name(positional, key = value, ...)`.
@@ -243,6 +249,8 @@ fn parse_entry(input: ParseStream<'_>) -> syn::Result<Entry> {
         sinks => Value::Sinks(parse_sinks(input)?),
         test => Value::Test(input.parse()?),
         overfit => Value::Overfit(parse_fields(input)?),
+        fingerprint => Value::Fingerprint(input.parse()?),
+        predict => Value::Predict(input.parse()?),
     }
     Err(lookahead.error())
 }

@@ -30,6 +30,8 @@ pub struct Experiment {
     pub test: Option<Expr>,
     pub overfit_steps: Option<Expr>,
     pub overfit_loss: Option<Expr>,
+    pub fingerprint: Option<Expr>,
+    pub predict: Option<Expr>,
 }
 
 /// The declared split.
@@ -65,6 +67,8 @@ struct Slots {
     sinks: Option<Vec<Ident>>,
     test: Option<Expr>,
     overfit: Option<Vec<Field>>,
+    fingerprint: Option<Expr>,
+    predict: Option<Expr>,
 }
 
 fn put<T>(slot: &mut Option<T>, key: &Ident, value: T, errors: &mut Errors) {
@@ -101,6 +105,8 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
             Value::Sinks(v) => put(&mut s.sinks, key, v, errors),
             Value::Test(v) => put(&mut s.test, key, v, errors),
             Value::Overfit(v) => put(&mut s.overfit, key, v, errors),
+            Value::Fingerprint(v) => put(&mut s.fingerprint, key, v, errors),
+            Value::Predict(v) => put(&mut s.predict, key, v, errors),
         }
     }
 
@@ -125,6 +131,13 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
         }
     }
     let monitor = s.monitor.and_then(|m| monitor(&m, errors));
+    closure_arity(s.fingerprint.as_ref(), "fingerprint", &["data"], errors);
+    closure_arity(
+        s.predict.as_ref(),
+        "predict",
+        &["network", "data", "indices", "dir"],
+        errors,
+    );
     joint_rules(
         s.early_stopping.as_ref(),
         monitor_declared,
@@ -176,7 +189,29 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
         test: s.test,
         overfit_steps,
         overfit_loss,
+        fingerprint: s.fingerprint,
+        predict: s.predict,
     })
+}
+
+/// A closure given for `key` must take the arguments `names` (a function's name is checked by
+/// the compiler instead).
+fn closure_arity(value: Option<&Expr>, key: &str, names: &[&str], errors: &mut Errors) {
+    let Some(Expr::Closure(closure)) = value else {
+        return;
+    };
+    let given = closure.inputs.len();
+    if given != names.len() {
+        let s = if names.len() == 1 { "" } else { "s" };
+        errors.at(
+            syn::spanned::Spanned::span(&closure.or1_token),
+            format!(
+                "`{key}` takes {} argument{s}, `|{}|`; this closure takes {given}",
+                names.len(),
+                names.join(", ")
+            ),
+        );
+    }
 }
 
 fn required<T>(slot: Option<T>, key: &str, fix: &str, errors: &mut Errors) -> Option<T> {
