@@ -152,10 +152,10 @@ fn predict_writes_every_output_then_calls_the_hook() {
 
     // The hook ran with the test indices on the same model: its classes are the written logits'
     // argmax.
-    let classes: String = written
-        .iter()
-        .map(|(index, logits)| format!("{index},{}\n", u8::from(logits[1] > logits[0])))
-        .collect();
+    let mut classes = String::new();
+    for (index, logits) in &written {
+        writeln!(classes, "{index},{}", u8::from(logits[1] > logits[0])).unwrap();
+    }
     assert_eq!(
         std::fs::read_to_string(fold.join("predictions/classes.csv")).unwrap(),
         classes

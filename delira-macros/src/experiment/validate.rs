@@ -71,6 +71,40 @@ struct Slots {
     predict: Option<Expr>,
 }
 
+impl Slots {
+    /// The entries by key; a repeated key is an error.
+    fn fill(input: Input, errors: &mut Errors) -> Self {
+        let mut s = Self::default();
+        for entry in input.entries {
+            let key = &entry.key;
+            match entry.value {
+                Value::Name(v) => put(&mut s.name, key, v, errors),
+                Value::Backend(v) => put(&mut s.backend, key, v, errors),
+                Value::Data(v) => put(&mut s.data, key, v, errors),
+                Value::Model(v) => put(&mut s.model, key, v, errors),
+                Value::Split(v) => put(&mut s.split, key, v, errors),
+                Value::Loader(v) => put(&mut s.loader, key, v, errors),
+                Value::Augment(v) => put(&mut s.augment, key, v, errors),
+                Value::Optimizer(v) => put(&mut s.optimizer, key, v, errors),
+                Value::Schedule(v) => put(&mut s.schedule, key, v, errors),
+                Value::Loss(v) => put(&mut s.loss, key, v, errors),
+                Value::Metrics(v) => put(&mut s.metrics, key, v, errors),
+                Value::Monitor(v) => put(&mut s.monitor, key, v, errors),
+                Value::EarlyStopping(v) => put(&mut s.early_stopping, key, v, errors),
+                Value::Epochs(v) => put(&mut s.epochs, key, v, errors),
+                Value::Seed(v) => put(&mut s.seed, key, v, errors),
+                Value::Checkpoint(v) => put(&mut s.checkpoint, key, v, errors),
+                Value::Sinks(v) => put(&mut s.sinks, key, v, errors),
+                Value::Test(v) => put(&mut s.test, key, v, errors),
+                Value::Overfit(v) => put(&mut s.overfit, key, v, errors),
+                Value::Fingerprint(v) => put(&mut s.fingerprint, key, v, errors),
+                Value::Predict(v) => put(&mut s.predict, key, v, errors),
+            }
+        }
+        s
+    }
+}
+
 fn put<T>(slot: &mut Option<T>, key: &Ident, value: T, errors: &mut Errors) {
     if slot.is_some() {
         errors.at(key.span(), format!("`{key}` is given twice; keep one"));
@@ -82,34 +116,7 @@ fn put<T>(slot: &mut Option<T>, key: &Ident, value: T, errors: &mut Errors) {
 /// Checks the parsed input; `None` when something required is missing or wrong (the errors say
 /// what).
 pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
-    let mut s = Slots::default();
-    for entry in input.entries {
-        let key = &entry.key;
-        match entry.value {
-            Value::Name(v) => put(&mut s.name, key, v, errors),
-            Value::Backend(v) => put(&mut s.backend, key, v, errors),
-            Value::Data(v) => put(&mut s.data, key, v, errors),
-            Value::Model(v) => put(&mut s.model, key, v, errors),
-            Value::Split(v) => put(&mut s.split, key, v, errors),
-            Value::Loader(v) => put(&mut s.loader, key, v, errors),
-            Value::Augment(v) => put(&mut s.augment, key, v, errors),
-            Value::Optimizer(v) => put(&mut s.optimizer, key, v, errors),
-            Value::Schedule(v) => put(&mut s.schedule, key, v, errors),
-            Value::Loss(v) => put(&mut s.loss, key, v, errors),
-            Value::Metrics(v) => put(&mut s.metrics, key, v, errors),
-            Value::Monitor(v) => put(&mut s.monitor, key, v, errors),
-            Value::EarlyStopping(v) => put(&mut s.early_stopping, key, v, errors),
-            Value::Epochs(v) => put(&mut s.epochs, key, v, errors),
-            Value::Seed(v) => put(&mut s.seed, key, v, errors),
-            Value::Checkpoint(v) => put(&mut s.checkpoint, key, v, errors),
-            Value::Sinks(v) => put(&mut s.sinks, key, v, errors),
-            Value::Test(v) => put(&mut s.test, key, v, errors),
-            Value::Overfit(v) => put(&mut s.overfit, key, v, errors),
-            Value::Fingerprint(v) => put(&mut s.fingerprint, key, v, errors),
-            Value::Predict(v) => put(&mut s.predict, key, v, errors),
-        }
-    }
-
+    let s = Slots::fill(input, errors);
     let loader = checked_fields(s.loader, "loader", &["batch_size", "workers"], errors);
     let checkpoint = checked_fields(
         s.checkpoint,
