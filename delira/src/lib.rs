@@ -108,8 +108,8 @@ pub mod __private {
         pub use crate::experiment::glue::*;
         pub use crate::experiment::{
             Cli, Command, Experiment, ExperimentError, Fingerprint, FoldJob, FoldResult,
-            LoaderSettings, Outcome, RunDir, RunOptions, Settings, SinkKind, Summary, Transform,
-            checks, execute, execute_with,
+            LoaderSettings, Outcome, PREDICTIONS_DIR, RunDir, RunOptions, Settings, SinkKind,
+            Summary, Transform, checks, execute, execute_with,
         };
         pub use crate::training::checkpoint::CheckpointPolicy;
         pub use crate::training::{Metric, Mode, MonitorConfig};

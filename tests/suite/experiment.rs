@@ -89,7 +89,14 @@ impl Experiment for Toy {
         fold: usize,
         dir: &Path,
         resume: bool,
+        data_fingerprint: &str,
     ) -> Result<FoldResult, ExperimentError> {
+        if data_fingerprint != "twelve" {
+            return Err(ExperimentError::Fold {
+                fold,
+                message: format!("trained on data `{data_fingerprint}`, not `twelve`"),
+            });
+        }
         let test = &split.folds()[fold].test;
         let score = test.iter().sum::<usize>() as f64 / test.len() as f64 * config.lr;
         std::fs::write(
@@ -118,11 +125,12 @@ impl Experiment for Toy {
         split: &Split,
         fold: usize,
         dir: &Path,
+        data_fingerprint: &str,
     ) -> Result<(), ExperimentError> {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(
             dir.join("predicted"),
-            format!("{:?}", split.folds()[fold].test),
+            format!("{:?} on {data_fingerprint}", split.folds()[fold].test),
         )
         .unwrap();
         Ok(())
@@ -273,7 +281,7 @@ fn fold_jobs_share_a_run_and_resume_alone() {
     let split = Split::load(run.split_path()).unwrap();
     assert_eq!(
         std::fs::read_to_string(dir.join("predicted")).unwrap(),
-        format!("{:?}", split.folds()[1].test)
+        format!("{:?} on twelve", split.folds()[1].test)
     );
 
     // A job with other settings is refused, naming what changed.

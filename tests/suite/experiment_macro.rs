@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use delira::backend::{Network as _, State};
 use delira::data::Dataset;
 use delira::data::{DataError, FnDataset, Record, Value};
 use delira::experiment::Outcome;
 use delira::random::Stream;
 use delira::testing::LinearNetwork;
+use delira::training::checkpoint::{CheckpointWriter, Fallback};
 use delira::training::metrics::Accuracy;
 use ndarray::{ArrayD, arr0};
 
@@ -140,6 +142,21 @@ fn kfold_through_the_command_line() {
     let written: BTreeMap<String, f64> =
         serde_json::from_str(&std::fs::read_to_string(tested).unwrap()).unwrap();
     assert_eq!(written, folds[1].metrics);
+    // Next to them, the outputs of the best model (a metric is monitored) on each test sample.
+    let fold = run.join("fold-1");
+    let (entry, best) = CheckpointWriter::new(fold.join("best"))
+        .read_latest(Fallback::Refuse)
+        .unwrap();
+    let mut network = LinearNetwork::classifier(2, 2, 3);
+    let state = State::from_safetensors(&best.tensors, &entry.path.display().to_string());
+    network.import_state(&state.unwrap()).unwrap();
+    crate::experiment_predict::assert_predictions(
+        &fold.join("predictions"),
+        &mut network,
+        &points().unwrap(),
+        &split.folds()[1].test,
+        &[],
+    );
 
     let err = toy_points::cli(["toy", "config", "--set", "loader.batchsize=2"]).unwrap_err();
     assert!(

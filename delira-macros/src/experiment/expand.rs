@@ -426,10 +426,10 @@ fn make_metrics(e: &Experiment) -> TokenStream {
     quote! { ::std::vec![#(#metrics),*] }
 }
 
-/// Code that binds `__job`, fold `__fold` of `__split` in `__dir`.
+/// Code that binds `__job`, fold `__fold` of `__split` in `__dir`, on data whose fingerprint is
+/// `__data_fingerprint`.
 fn make_job(augment: &TokenStream) -> TokenStream {
     quote! {
-        let __fingerprint = fingerprint(__rt::Dataset::len(&*__data));
         let __job = __rt::FoldJob {
             augment: #augment,
             data: __rt::Arc::clone(&__data),
@@ -437,9 +437,45 @@ fn make_job(augment: &TokenStream) -> TokenStream {
             indices: &__split.folds()[__fold],
             dir: __dir,
             settings: &__config.settings,
-            fingerprint: &__fingerprint,
+            fingerprint: __data_fingerprint,
         };
     }
+}
+
+/// Code that binds `__fingerprint`, the fingerprint of `__data`: every sample hashed, or the
+/// declared `fingerprint`.
+fn make_fingerprint(e: &Experiment) -> TokenStream {
+    match &e.fingerprint {
+        None => quote! {
+            let __fingerprint = __rt::data_fingerprint(&*__data, __config.progress)?;
+        },
+        Some(closure @ Expr::Closure(_)) => quote_spanned! {closure.span()=>
+            let __fingerprint = __rt::fingerprint_from(&*__data, #closure)?;
+        },
+        Some(value) => {
+            let take = quote_spanned! {value.span()=> __rt::fingerprint_value(__value) };
+            quote! {
+                let __fingerprint = {
+                    let __make = || -> ::core::result::Result<_, __rt::Box<dyn ::std::error::Error>> {
+                        ::core::result::Result::Ok(#value)
+                    };
+                    let __value = __make().map_err(|e| __rt::fingerprint_failed(&e))?;
+                    #take?
+                };
+            }
+        }
+    }
+}
+
+/// Code that calls the declared `predict` hook after the default outputs were written to
+/// `__predictions`.
+fn predict_hook(e: &Experiment) -> TokenStream {
+    e.predict.as_ref().map_or_else(TokenStream::new, |hook| {
+        quote_spanned! {hook.span()=>
+            __rt::predict_with(
+                __trainer.network_mut(), &*__job.data, &__job.indices.test, &__predictions, #hook)?;
+        }
+    })
 }
 
 #[allow(clippy::too_many_lines)]
@@ -464,14 +500,9 @@ fn items(e: &Experiment) -> TokenStream {
     } else {
         quote! { __job.evaluate_test(&mut __trainer)? }
     };
-    // TODO(the `Dataset` trait describes its sources, e.g. a file list with sizes): the data
-    // fingerprint is the experiment's name and the sample count only, so a run notices added or
-    // removed samples but not changed ones.
+    let make_fingerprint = make_fingerprint(e);
+    let predict_hook = predict_hook(e);
     quote! {
-        fn fingerprint(len: usize) -> ::std::string::String {
-            __rt::Fingerprint::new().text(NAME).number(len as u64).finish()
-        }
-
         /// The experiment, as the runtime drives it.
         #[derive(Clone, Copy, Debug, Default)]
         pub struct Experiment;
@@ -495,7 +526,8 @@ fn items(e: &Experiment) -> TokenStream {
             fn data(&self, __config: &Config) -> ::core::result::Result<(usize, ::std::string::String), __rt::ExperimentError> {
                 #load_data
                 let __n = __rt::Dataset::len(&*__data);
-                ::core::result::Result::Ok((__n, fingerprint(__n)))
+                #make_fingerprint
+                ::core::result::Result::Ok((__n, __fingerprint))
             }
 
             fn split(&self, __config: &Config) -> ::core::result::Result<__rt::Split, __rt::ExperimentError> {
@@ -511,6 +543,7 @@ fn items(e: &Experiment) -> TokenStream {
                 __fold: usize,
                 __dir: &::std::path::Path,
                 resume: bool,
+                __data_fingerprint: &str,
             ) -> ::core::result::Result<__rt::FoldResult, __rt::ExperimentError> {
                 #load_data
                 #train_job
@@ -526,13 +559,18 @@ fn items(e: &Experiment) -> TokenStream {
                 __split: &__rt::Split,
                 __fold: usize,
                 __dir: &::std::path::Path,
+                __data_fingerprint: &str,
             ) -> ::core::result::Result<(), __rt::ExperimentError> {
                 #load_data
                 #plain_job
                 #make_model
                 let mut __trainer = __job.best(__net, #metrics)?;
                 let __metrics: __rt::BTreeMap<::std::string::String, f64> = #predict_metrics;
-                __rt::write_test_metrics(__dir, &__metrics)
+                __rt::write_test_metrics(__dir, &__metrics)?;
+                let __predictions = __dir.join(__rt::PREDICTIONS_DIR);
+                __job.write_predictions(__trainer.network_mut(), &__predictions)?;
+                #predict_hook
+                ::core::result::Result::Ok(())
             }
         }
 
@@ -582,9 +620,11 @@ fn items(e: &Experiment) -> TokenStream {
             __rt::first_fold(__rt::execute(&Experiment, &__cli)?, fold)
         }
 
-        /// Applies the best model of fold `fold` of run `run_id` (the newest when `None`) to
-        /// the fold's test part, with the declared `test` or the metrics; writes
-        /// `fold-K/test.json` and returns its path.
+        /// Applies the best (or newest) model of fold `fold` of run `run_id` (the newest run
+        /// when `None`) to the fold's test part: writes the declared `test`'s or the metrics'
+        /// values to `fold-K/test.json`, every network output of each test sample to
+        /// `fold-K/predictions/<index>.safetensors`, then runs the declared `predict` hook;
+        /// returns the path of `test.json`.
         pub fn test(
             runs: &::std::path::Path,
             run_id: ::core::option::Option<&str>,

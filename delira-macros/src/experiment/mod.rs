@@ -65,7 +65,7 @@ mod tests {
                 "expected one of: `name`, `backend`, `data`, `model`, `split`, `loader`, \
                  `augment`, `optimizer`, `schedule`, `loss`, `metrics`, `monitor`, \
                  `early_stopping`, `epochs`, `seed`, `checkpoint`, `sinks`, `test`, `overfit`, \
-                 `params`",
+                 `params`, `fingerprint`, `predict`",
                 "expected one of: `sgd`, `adam`, `adamw`",
                 "`epochs` is given twice; keep one",
                 "`early_stopping` is 0; give 1 or more",

@@ -31,6 +31,8 @@ pub mod kw {
     syn::custom_keyword!(test);
     syn::custom_keyword!(overfit);
     syn::custom_keyword!(params);
+    syn::custom_keyword!(fingerprint);
+    syn::custom_keyword!(predict);
 
     syn::custom_keyword!(torch);
     syn::custom_keyword!(tensorflow);
@@ -109,6 +111,10 @@ pub enum Value {
     Overfit(Vec<Field>),
     /// `params: BrainParams`
     Params(Box<syn::Type>),
+    /// `fingerprint: expr` or `fingerprint: |data| expr`
+    Fingerprint(Expr),
+    /// `predict: |network, data, indices, dir| expr`
+    Predict(Expr),
 }
 
 /// `name`, `name(positional, key = value, ...)`.
@@ -247,6 +253,8 @@ fn parse_entry(input: ParseStream<'_>) -> syn::Result<Entry> {
         test => Value::Test(input.parse()?),
         overfit => Value::Overfit(parse_fields(input)?),
         params => Value::Params(Box::new(input.parse()?)),
+        fingerprint => Value::Fingerprint(input.parse()?),
+        predict => Value::Predict(input.parse()?),
     }
     Err(lookahead.error())
 }

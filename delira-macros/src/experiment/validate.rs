@@ -31,6 +31,8 @@ pub struct Experiment {
     pub overfit_steps: Option<Expr>,
     pub overfit_loss: Option<Expr>,
     pub params: Option<Box<syn::Type>>,
+    pub fingerprint: Option<Expr>,
+    pub predict: Option<Expr>,
 }
 
 /// The declared split.
@@ -67,6 +69,43 @@ struct Slots {
     test: Option<Expr>,
     overfit: Option<Vec<Field>>,
     params: Option<Box<syn::Type>>,
+    fingerprint: Option<Expr>,
+    predict: Option<Expr>,
+}
+
+impl Slots {
+    /// The entries by key; a repeated key is an error.
+    fn fill(input: Input, errors: &mut Errors) -> Self {
+        let mut s = Self::default();
+        for entry in input.entries {
+            let key = &entry.key;
+            match entry.value {
+                Value::Name(v) => put(&mut s.name, key, v, errors),
+                Value::Backend(v) => put(&mut s.backend, key, v, errors),
+                Value::Data(v) => put(&mut s.data, key, v, errors),
+                Value::Model(v) => put(&mut s.model, key, v, errors),
+                Value::Split(v) => put(&mut s.split, key, v, errors),
+                Value::Loader(v) => put(&mut s.loader, key, v, errors),
+                Value::Augment(v) => put(&mut s.augment, key, v, errors),
+                Value::Optimizer(v) => put(&mut s.optimizer, key, v, errors),
+                Value::Schedule(v) => put(&mut s.schedule, key, v, errors),
+                Value::Loss(v) => put(&mut s.loss, key, v, errors),
+                Value::Metrics(v) => put(&mut s.metrics, key, v, errors),
+                Value::Monitor(v) => put(&mut s.monitor, key, v, errors),
+                Value::EarlyStopping(v) => put(&mut s.early_stopping, key, v, errors),
+                Value::Epochs(v) => put(&mut s.epochs, key, v, errors),
+                Value::Seed(v) => put(&mut s.seed, key, v, errors),
+                Value::Checkpoint(v) => put(&mut s.checkpoint, key, v, errors),
+                Value::Sinks(v) => put(&mut s.sinks, key, v, errors),
+                Value::Test(v) => put(&mut s.test, key, v, errors),
+                Value::Overfit(v) => put(&mut s.overfit, key, v, errors),
+                Value::Fingerprint(v) => put(&mut s.fingerprint, key, v, errors),
+                Value::Predict(v) => put(&mut s.predict, key, v, errors),
+                Value::Params(v) => put(&mut s.params, key, v, errors),
+            }
+        }
+        s
+    }
 }
 
 fn put<T>(slot: &mut Option<T>, key: &Ident, value: T, errors: &mut Errors) {
@@ -80,7 +119,7 @@ fn put<T>(slot: &mut Option<T>, key: &Ident, value: T, errors: &mut Errors) {
 /// Checks the parsed input; `None` when something required is missing or wrong (the errors say
 /// what).
 pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
-    let s = fill_slots(input, errors);
+    let s = Slots::fill(input, errors);
     let loader = checked_fields(
         s.loader,
         "loader",
@@ -107,6 +146,13 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
         }
     }
     let monitor = s.monitor.and_then(|m| monitor(&m, errors));
+    closure_arity(s.fingerprint.as_ref(), "fingerprint", &["data"], errors);
+    closure_arity(
+        s.predict.as_ref(),
+        "predict",
+        &["network", "data", "indices", "dir"],
+        errors,
+    );
     joint_rules(
         s.early_stopping.as_ref(),
         monitor_declared,
@@ -159,38 +205,29 @@ pub fn validate(input: Input, errors: &mut Errors) -> Option<Experiment> {
         overfit_steps,
         overfit_loss,
         params: s.params,
+        fingerprint: s.fingerprint,
+        predict: s.predict,
     })
 }
 
-/// Each entry in its slot; a repeated key is an error.
-fn fill_slots(input: Input, errors: &mut Errors) -> Slots {
-    let mut s = Slots::default();
-    for entry in input.entries {
-        let key = &entry.key;
-        match entry.value {
-            Value::Name(v) => put(&mut s.name, key, v, errors),
-            Value::Backend(v) => put(&mut s.backend, key, v, errors),
-            Value::Data(v) => put(&mut s.data, key, v, errors),
-            Value::Model(v) => put(&mut s.model, key, v, errors),
-            Value::Split(v) => put(&mut s.split, key, v, errors),
-            Value::Loader(v) => put(&mut s.loader, key, v, errors),
-            Value::Augment(v) => put(&mut s.augment, key, v, errors),
-            Value::Optimizer(v) => put(&mut s.optimizer, key, v, errors),
-            Value::Schedule(v) => put(&mut s.schedule, key, v, errors),
-            Value::Loss(v) => put(&mut s.loss, key, v, errors),
-            Value::Metrics(v) => put(&mut s.metrics, key, v, errors),
-            Value::Monitor(v) => put(&mut s.monitor, key, v, errors),
-            Value::EarlyStopping(v) => put(&mut s.early_stopping, key, v, errors),
-            Value::Epochs(v) => put(&mut s.epochs, key, v, errors),
-            Value::Seed(v) => put(&mut s.seed, key, v, errors),
-            Value::Checkpoint(v) => put(&mut s.checkpoint, key, v, errors),
-            Value::Sinks(v) => put(&mut s.sinks, key, v, errors),
-            Value::Test(v) => put(&mut s.test, key, v, errors),
-            Value::Overfit(v) => put(&mut s.overfit, key, v, errors),
-            Value::Params(v) => put(&mut s.params, key, v, errors),
-        }
+/// A closure given for `key` must take the arguments `names` (a function's name is checked by
+/// the compiler instead).
+fn closure_arity(value: Option<&Expr>, key: &str, names: &[&str], errors: &mut Errors) {
+    let Some(Expr::Closure(closure)) = value else {
+        return;
+    };
+    let given = closure.inputs.len();
+    if given != names.len() {
+        let s = if names.len() == 1 { "" } else { "s" };
+        errors.at(
+            syn::spanned::Spanned::span(&closure.or1_token),
+            format!(
+                "`{key}` takes {} argument{s}, `|{}|`; this closure takes {given}",
+                names.len(),
+                names.join(", ")
+            ),
+        );
     }
-    s
 }
 
 fn required<T>(slot: Option<T>, key: &str, fix: &str, errors: &mut Errors) -> Option<T> {

@@ -72,7 +72,8 @@ pub enum Command {
         #[arg(long, value_name = "K", default_value_t = 0)]
         fold: usize,
     },
-    /// Applies a fold's best model to its test part and writes the predictions
+    /// Applies a fold's best (or newest) model to its test part; writes the metrics to
+    /// `fold-K/test.json` and every output per sample under `fold-K/predictions/`
     Predict {
         /// The fold
         #[arg(long, value_name = "K", default_value_t = 0)]
@@ -115,14 +116,16 @@ pub trait Experiment {
     /// The seed of a configuration.
     fn seed(&self, config: &Self::Config) -> u64;
 
-    /// The number of samples and a fingerprint of the data.
+    /// The number of samples and a fingerprint of the data (see
+    /// [`Fingerprint`](super::Fingerprint)): every job of a run checks it against the run's
+    /// manifest, and a fold's checkpoints carry it.
     fn data(&self, config: &Self::Config) -> Result<(usize, String), ExperimentError>;
 
     /// Makes the split of the data.
     fn split(&self, config: &Self::Config) -> Result<Split, ExperimentError>;
 
     /// Trains fold `fold` in `dir` (continuing from its newest checkpoint when `resume`) and
-    /// tests it.
+    /// tests it; `data_fingerprint` is what [`Experiment::data`] gave for this command.
     fn train_fold(
         &self,
         config: &Self::Config,
@@ -130,15 +133,19 @@ pub trait Experiment {
         fold: usize,
         dir: &Path,
         resume: bool,
+        data_fingerprint: &str,
     ) -> Result<FoldResult, ExperimentError>;
 
-    /// Applies the best model of fold `fold` (in `dir`) to its test part, writing under `dir`.
+    /// Applies the best (or newest) model of fold `fold` (in `dir`) to its test part, writing
+    /// its metrics and predictions under `dir`; `data_fingerprint` is what
+    /// [`Experiment::data`] gave for this command.
     fn predict_fold(
         &self,
         config: &Self::Config,
         split: &Split,
         fold: usize,
         dir: &Path,
+        data_fingerprint: &str,
     ) -> Result<(), ExperimentError>;
 }
 
@@ -215,7 +222,7 @@ fn run_command<E: Experiment>(
         return Ok(Outcome::Reported(run.aggregate()?));
     }
 
-    let split = prepare(experiment, &config, &run)?;
+    let (split, data_fingerprint) = prepare(experiment, &config, &run)?;
     let check = |fold: usize| {
         if fold < split.k() {
             Ok(fold)
@@ -230,7 +237,8 @@ fn run_command<E: Experiment>(
         let _span = crate::logging::fold_span(fold, split.k()).entered();
         let dir = run.fold_dir(check(fold)?);
         std::fs::create_dir_all(&dir).map_err(ExperimentError::io(&dir))?;
-        let result = experiment.train_fold(&config, &split, fold, &dir, resume)?;
+        let result =
+            experiment.train_fold(&config, &split, fold, &dir, resume, &data_fingerprint)?;
         run.write_fold_result(&result)?;
         Ok(result)
     };
@@ -247,7 +255,7 @@ fn run_command<E: Experiment>(
         }
         Command::Predict { fold } => {
             let dir = run.fold_dir(check(fold)?);
-            experiment.predict_fold(&config, &split, fold, &dir)?;
+            experiment.predict_fold(&config, &split, fold, &dir, &data_fingerprint)?;
             return Ok(Outcome::Predicted { dir });
         }
         // Both returned above; answering again keeps the match exhaustive without a panic path.
@@ -268,12 +276,13 @@ fn as_toml<T: Serialize>(config: &T) -> Result<String, ExperimentError> {
     )?)
 }
 
-/// Pins the manifest and the split of a run.
+/// Pins the manifest and the split of a run; refuses data other than the run's. Returns the
+/// split and the data fingerprint.
 fn prepare<E: Experiment>(
     experiment: &E,
     config: &E::Config,
     run: &RunDir,
-) -> Result<Split, ExperimentError> {
+) -> Result<(Split, String), ExperimentError> {
     let (n, data_fingerprint) = experiment.data(config)?;
     let config_fingerprint =
         crate::training::checkpoint::fingerprint_json(config).map_err(|e| {
@@ -291,14 +300,13 @@ fn prepare<E: Experiment>(
     );
     let pinned = run.pin_manifest(manifest)?;
     if pinned.data_fingerprint != data_fingerprint {
-        return Err(ExperimentError::Damaged {
-            path: run.manifest_path(),
-            message: format!(
-                "the run began on data with fingerprint {} but the data now has {data_fingerprint}; start a new run",
-                pinned.data_fingerprint
-            ),
+        return Err(ExperimentError::DataChanged {
+            run: run.path().to_owned(),
+            pinned: pinned.data_fingerprint,
+            current: data_fingerprint,
         });
     }
     let _span = crate::logging::experiment_span(experiment.name(), pinned.seed).entered();
-    run.pin_split(n, || experiment.split(config))
+    let split = run.pin_split(n, || experiment.split(config))?;
+    Ok((split, data_fingerprint))
 }

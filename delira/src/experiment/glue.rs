@@ -173,6 +173,113 @@ pub fn same_params<P: Serialize>(a: &P, b: &P) -> bool {
     }
 }
 
+/// What a `fingerprint:` declaration may give: the fingerprint as text, a
+/// [`Fingerprint`](super::Fingerprint), or a result holding either.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a data fingerprint",
+    label = "`fingerprint:` gives a `String`, a `&str` or a `delira::experiment::Fingerprint`, or a `Result` holding one"
+)]
+pub trait FingerprintOutput {
+    /// The fingerprint, or why there is none.
+    fn into_fingerprint(self) -> Result<String, String>;
+}
+
+impl FingerprintOutput for String {
+    fn into_fingerprint(self) -> Result<String, String> {
+        Ok(self)
+    }
+}
+
+impl FingerprintOutput for &str {
+    fn into_fingerprint(self) -> Result<String, String> {
+        Ok(self.to_owned())
+    }
+}
+
+impl FingerprintOutput for super::Fingerprint {
+    fn into_fingerprint(self) -> Result<String, String> {
+        Ok(self.finish())
+    }
+}
+
+impl<T: FingerprintOutput, E: Display> FingerprintOutput for Result<T, E> {
+    fn into_fingerprint(self) -> Result<String, String> {
+        self.map_err(|e| e.to_string())?.into_fingerprint()
+    }
+}
+
+fn fingerprint_error(message: String) -> ExperimentError {
+    ExperimentError::Declared {
+        what: "fingerprint",
+        message,
+    }
+}
+
+/// The error of a `fingerprint: expr` expression.
+pub fn fingerprint_failed(error: &dyn Display) -> ExperimentError {
+    fingerprint_error(error.to_string())
+}
+
+/// Takes a `fingerprint: expr` value.
+pub fn fingerprint_value<F: FingerprintOutput>(value: F) -> Result<String, ExperimentError> {
+    value.into_fingerprint().map_err(fingerprint_error)
+}
+
+/// Calls a `fingerprint: |data| ...` closure.
+pub fn fingerprint_from<D: ?Sized, F: FingerprintOutput>(
+    data: &D,
+    make: impl FnOnce(&D) -> F,
+) -> Result<String, ExperimentError> {
+    make(data).into_fingerprint().map_err(fingerprint_error)
+}
+
+/// The fingerprint of every sample of `data` (without a `fingerprint:` declaration).
+pub fn data_fingerprint<D>(data: &D, progress: bool) -> Result<String, ExperimentError>
+where
+    D: crate::data::Dataset + ?Sized,
+    D::Item: crate::data::Sample,
+{
+    Ok(super::Fingerprint::new().dataset(data, progress)?.finish())
+}
+
+/// What a `predict:` hook may return: nothing, or a result.
+#[diagnostic::on_unimplemented(
+    message = "a `predict:` hook returns `()` or a `Result<(), E>`, not `{Self}`",
+    label = "write the hook's outputs to files under `dir` and return `Ok(())`"
+)]
+pub trait HookOutput {
+    /// Why the hook failed, if it did.
+    fn into_result(self) -> Result<(), String>;
+}
+
+impl HookOutput for () {
+    fn into_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Display> HookOutput for Result<(), E> {
+    fn into_result(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// Calls a `predict: |network, data, indices, dir| ...` hook.
+pub fn predict_with<N, D: ?Sized, R: HookOutput>(
+    network: &mut N,
+    data: &D,
+    indices: &[usize],
+    dir: &std::path::Path,
+    hook: impl FnOnce(&mut N, &D, &[usize], &std::path::Path) -> R,
+) -> Result<(), ExperimentError> {
+    hook(network, data, indices, dir)
+        .into_result()
+        .map_err(|message| ExperimentError::Declared {
+            what: "predict",
+            message,
+        })
+}
+
 /// The error of a `data:` expression.
 pub fn data_error(error: &dyn Display) -> ExperimentError {
     ExperimentError::Declared {
@@ -290,9 +397,11 @@ pub fn describe(outcome: &super::Outcome) -> String {
             }
             text
         }
-        super::Outcome::Predicted { dir } => {
-            format!("test metrics in {}", dir.join("test.json").display())
-        }
+        super::Outcome::Predicted { dir } => format!(
+            "test metrics in {}, predictions in {}",
+            dir.join("test.json").display(),
+            dir.join(super::PREDICTIONS_DIR).display()
+        ),
         super::Outcome::Reported(summary) => summary.to_markdown(&[]),
         super::Outcome::Config(text) => text.clone(),
     }

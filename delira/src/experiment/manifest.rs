@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::ExperimentError;
 
@@ -34,7 +33,7 @@ pub struct Manifest {
     pub git_revision: String,
     /// SHA-256 of the configuration (see [`crate::training::checkpoint::fingerprint_json`]).
     pub config_fingerprint: String,
-    /// A fingerprint of the data (see [`Fingerprint`]).
+    /// A fingerprint of the data (see [`Fingerprint`](super::Fingerprint)).
     pub data_fingerprint: String,
     /// The command line that created the run.
     pub command_line: Vec<String>,
@@ -80,74 +79,5 @@ impl Manifest {
             })?;
         text.push('\n');
         crate::io::write_atomically(path, text.as_bytes()).map_err(ExperimentError::io(path))
-    }
-}
-
-/// A SHA-256 fingerprint of a dataset, fed with whatever identifies it: names, sizes, files.
-///
-/// Every part is length-prefixed, so `("ab", "c")` and `("a", "bc")` differ.
-///
-/// ```
-/// use delira::experiment::Fingerprint;
-///
-/// let a = Fingerprint::new().text("patches").number(115).finish();
-/// let b = Fingerprint::new().text("patches").number(116).finish();
-/// assert_ne!(a, b);
-/// assert_eq!(a.len(), 64);
-/// assert_eq!(
-///     Fingerprint::new().text("ab").text("c").finish() == Fingerprint::new().text("a").text("bc").finish(),
-///     false
-/// );
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct Fingerprint {
-    hasher: Sha256,
-}
-
-impl Fingerprint {
-    /// An empty fingerprint.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a piece of text.
-    #[must_use]
-    pub fn text(mut self, text: &str) -> Self {
-        self.bytes_in(text.as_bytes());
-        self
-    }
-
-    /// Adds a number.
-    #[must_use]
-    pub fn number(mut self, value: u64) -> Self {
-        self.hasher.update(value.to_le_bytes());
-        self
-    }
-
-    /// Adds a file: its name and its whole content.
-    pub fn file(mut self, path: &Path) -> Result<Self, ExperimentError> {
-        let bytes = std::fs::read(path).map_err(ExperimentError::io(path))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        self.bytes_in(name.as_bytes());
-        self.bytes_in(&bytes);
-        Ok(self)
-    }
-
-    fn bytes_in(&mut self, bytes: &[u8]) {
-        self.hasher.update((bytes.len() as u64).to_le_bytes());
-        self.hasher.update(bytes);
-    }
-
-    /// The fingerprint as 64 lowercase hexadecimal digits.
-    pub fn finish(self) -> String {
-        let digest = self.hasher.finalize();
-        digest.iter().fold(String::with_capacity(64), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
     }
 }

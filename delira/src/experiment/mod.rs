@@ -14,6 +14,9 @@
 //!   manifest.json    seed, crate and compiler versions, git revision, fingerprints
 //!   fold-0/          the trainer's run folder: checkpoints/, best/, metrics.csv, ...
 //!     result.json    the fold's final metrics and its learning curves
+//!     test.json      `predict`: the metrics on the fold's test part
+//!     predictions/   `predict`: `<index>.safetensors` per test sample (every network output),
+//!                    and whatever files the experiment's own prediction hook writes
 //!   results.csv      per-fold table, then mean and sample standard deviation
 //!   report.md        the same as Markdown, with the learning-curve plots
 //!   report.html      the same as HTML
@@ -46,6 +49,7 @@
 
 pub mod checks;
 mod cli;
+mod fingerprint;
 mod git;
 #[doc(hidden)]
 pub mod glue;
@@ -56,14 +60,18 @@ mod run;
 mod train;
 
 pub use cli::{Cli, Command, Experiment, Outcome, RunOptions, execute, execute_with};
+pub use fingerprint::Fingerprint;
 pub use git::git_revision;
-pub use manifest::{Fingerprint, Manifest};
+pub use manifest::Manifest;
 pub use overrides::{apply_overrides, config_keys, merge_config_file, parse_assignment};
 pub use report::{FoldResult, MetricStats, Summary};
 pub use run::{RunDir, run_id_now};
 pub use train::{FoldJob, LoaderSettings, Settings, SinkKind, Transform};
 
 use std::path::PathBuf;
+
+/// The folder of a fold's folder that `predict` writes the test part's predictions into.
+pub const PREDICTIONS_DIR: &str = "predictions";
 
 /// Why an experiment could not be set up, run or reported.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +139,19 @@ pub enum ExperimentError {
         path: PathBuf,
         /// The dotted keys whose values differ.
         changed: Vec<String>,
+    },
+    /// A job of a run found other data than the run began with.
+    #[error(
+        "the data changed since run `{run}` began: its fingerprint was {pinned} and is now \
+         {current}; start a new run, or restore the data the run was made from"
+    )]
+    DataChanged {
+        /// The run folder.
+        run: PathBuf,
+        /// The fingerprint in the run's `manifest.json`.
+        pinned: String,
+        /// The fingerprint of the data now.
+        current: String,
     },
     /// A fold number beyond the split.
     #[error("fold {fold} does not exist; the split has {folds} folds (0..={})", .folds.saturating_sub(1))]

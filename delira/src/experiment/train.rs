@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use ndarray::Axis;
 use serde::{Deserialize, Serialize};
 
 use super::{ExperimentError, FoldResult};
-use crate::backend::{AdamConfig, CrossEntropyConfig, LossConfig, Network, OptimizerConfig};
+use crate::backend::{AdamConfig, CrossEntropyConfig, LossConfig, Network, OptimizerConfig, State};
 use crate::data::split::{Fold, SplitConfig};
 use crate::data::{DataError, Dataset, IndexSampler, Loader, LoaderConfig, RandomSampler, Sample};
 use crate::logging::{CsvSink, JsonLinesSink, TensorBoardWriter};
@@ -140,9 +141,18 @@ where
         indices: &[usize],
         train: bool,
     ) -> Result<Loader<Arc<D>, Box<dyn crate::data::Sampler>>, ExperimentError> {
+        self.loader_of(indices, train, self.settings.loader.batch_size)
+    }
+
+    fn loader_of(
+        &self,
+        indices: &[usize],
+        train: bool,
+        batch_size: usize,
+    ) -> Result<Loader<Arc<D>, Box<dyn crate::data::Sampler>>, ExperimentError> {
         let loader = &self.settings.loader;
         let config = LoaderConfig::builder()
-            .batch_size(loader.batch_size)
+            .batch_size(batch_size)
             .workers(loader.workers)
             .seed(self.settings.seed)
             .drop_last(train && loader.drop_last)
@@ -256,15 +266,65 @@ where
         Ok((fold_result(self.fold, metrics, &report), trainer))
     }
 
-    /// A trainer holding the best model written by an earlier run of this fold.
+    /// A trainer holding the model an earlier run of this fold ended with: the best one when a
+    /// metric is monitored, else the newest checkpoint's.
     pub fn best<N: Network>(
         &self,
         network: N,
         metrics: Vec<Box<dyn Metric>>,
     ) -> Result<Trainer<N>, ExperimentError> {
         let mut trainer = self.trainer(network, metrics)?;
-        trainer.load_best().map_err(|e| self.failed(&e))?;
+        if self.settings.monitor.is_some() {
+            trainer.load_best()
+        } else {
+            trainer.load_newest()
+        }
+        .map_err(|e| self.failed(&e))?;
         Ok(trainer)
+    }
+
+    /// Writes the outputs of `network` for every sample of the fold's test part under `dir`
+    /// (created if needed): `<index>.safetensors` per sample, named by its dataset index, holding
+    /// every prediction of the network's [eval step](Network::eval_step) under its name, `f32`,
+    /// without the batch axis. Each sample is predicted alone (a batch of one), so that its
+    /// outputs do not depend on the samples it would share a batch with. Returns the number of
+    /// files written.
+    pub fn write_predictions<N: Network>(
+        &self,
+        network: &mut N,
+        dir: &Path,
+    ) -> Result<usize, ExperimentError> {
+        std::fs::create_dir_all(dir).map_err(ExperimentError::io(dir))?;
+        if self.indices.test.is_empty() {
+            return Ok(0);
+        }
+        let loader = self.loader_of(&self.indices.test, false, 1)?;
+        let mut written = 0;
+        for batch in loader.epoch(0) {
+            let batch = batch.map_err(|e| self.failed(&e))?;
+            let index = batch.indices().first().copied().unwrap_or_default();
+            let output = network
+                .eval_step(&batch)
+                .map_err(|e| self.failed(&format!("predicting sample {index}: {e}")))?;
+            let mut state = State::new();
+            for (name, prediction) in output.predictions {
+                if prediction.shape().first() != Some(&1) {
+                    return Err(self.failed(&format!(
+                        "prediction `{name}` of sample {index} has shape {:?}; a network's \
+                         outputs have the batch axis first (1 for one sample)",
+                        prediction.shape()
+                    )));
+                }
+                state.insert(name, prediction.index_axis_move(Axis(0), 0));
+            }
+            state
+                .save(dir.join(format!("{index}.safetensors")))
+                .map_err(|e| self.failed(&e))?;
+            tracing::trace!(index, "prediction written");
+            written += 1;
+        }
+        tracing::info!(fold = self.fold, samples = written, dir = %dir.display(), "predictions written");
+        Ok(written)
     }
 
     /// The trainer's loss and metrics on the fold's test part (none when it is empty).

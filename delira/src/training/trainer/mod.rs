@@ -387,6 +387,14 @@ impl<N: Network> Trainer<N> {
         self.import_tensors(&entry.path, &checkpoint.tensors)
     }
 
+    /// Loads the model of the newest checkpoint (under `<run_dir>/checkpoints`, the one a resume
+    /// would continue from) into the network; only the network's state, not the run's.
+    pub fn load_newest(&mut self) -> Result<(), TrainError> {
+        let writer = CheckpointWriter::new(self.run_dir.join(CHECKPOINTS_DIR));
+        let (entry, checkpoint) = writer.read_latest(self.fallback)?;
+        self.import_tensors(&entry.path, &checkpoint.tensors)
+    }
+
     fn prepare(&mut self) -> Result<(), TrainError> {
         if let Some(error) = self.setup_error.take() {
             return Err(error.into());
