@@ -38,15 +38,22 @@
 //! standard deviation), `colin27_tissue.nii.gz`, `colin27_overlay.png`, and per fold `fold-K/`
 //! (checkpoints, the best one under `best/`, `metrics.csv`, `metrics.jsonl`, TensorBoard events,
 //! `result.json`). `predict --fold K --run-id ID` re-scores a trained fold from its best
-//! checkpoint (`fold-K/test.json`) and `report --run-id ID` rebuilds the tables.
+//! checkpoint (`fold-K/test.json`), writes each test slot's outputs in `fold-K/predictions/`
+//! and, by the `predict:` hook, the held-out block's segmentation there as
+//! `held_out_tissue.nii.gz` (labels 1–3 on the template's 2 mm grid and affine, 0 outside the
+//! block and the brain); `report --run-id ID` rebuilds the tables. The data fingerprint in
+//! `manifest.json` (the declared `fingerprint:`) hashes the three MNI template files the patches
+//! are cut from, so a run notices a changed template without reading every patch slot.
 //!
 //! `cargo test --features torch --example brain_tissue` runs the tests the declaration
 //! generates (the data fits the model, one batch is overfitted, a checkpoint round-trips, seeded
-//! runs repeat, the folds partition the slots, augmentation keeps image and labels aligned).
+//! runs repeat, the folds partition the slots, augmentation keeps image and labels aligned) and the
+//! example's own (the `predict:` hook's label map and the 2 mm affine).
 
 mod baseline;
 mod colin;
 mod evaluate;
+mod predictions;
 mod template;
 mod train;
 
@@ -85,6 +92,9 @@ delira::experiment! {
     seed: 42,
     sinks: [csv, jsonl, tensorboard],
     test: |network, data, slots| evaluate::held_out(network, data, slots),
+    // The data is the three template files: hashed as files, not patch by patch.
+    fingerprint: |data| data.fingerprint(),
+    predict: |network, data, slots, dir| predictions::write_held_out(network, data, slots, dir),
     overfit: { steps: 40, loss: 0.8 },
 }
 

@@ -5,13 +5,18 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Instant;
 
-use delira::io::{self, Volume};
+use delira::io::{self, Affine, Volume};
 use ndarray::{Array3, ArrayView3, Axis, Ix3};
 
 /// The three template files in `data/mni/` (`scripts/provision-data`).
 pub const T1: &str = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz";
-const GM: &str = "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz";
-const WM: &str = "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz";
+pub const GM: &str = "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz";
+pub const WM: &str = "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz";
+
+/// The three template files in `dir`, in the order T1, GM, WM.
+pub fn files(dir: &Path) -> [std::path::PathBuf; 3] {
+    [T1, GM, WM].map(|name| dir.join(name))
+}
 
 /// Label 1: cerebrospinal fluid and other tissue inside the brain mask.
 pub const OTHER: i64 = 1;
@@ -32,6 +37,8 @@ pub struct Template {
     pub labels: Array3<i64>,
     /// Four boxes that tile the grid, cut at the median y and z of the brain.
     pub blocks: Vec<[Range<usize>; 3]>,
+    /// The voxel-to-world affine of the 2 mm grid (see [`halved_affine`]).
+    pub affine: Affine,
 }
 
 /// Reads the three MNI files in `dir` and derives the 2 mm template.
@@ -43,6 +50,7 @@ pub fn load_template(dir: &Path) -> Result<Template, Box<dyn Error>> {
         })
     };
     let (t1, gm, wm) = (read(T1)?, read(GM)?, read(WM)?);
+    let affine = halved_affine(t1.affine());
     let (t1, gm, wm) = (halve(&t1)?, halve(&gm)?, halve(&wm)?);
 
     let labels = Array3::from_shape_fn(t1.raw_dim(), |v| {
@@ -69,7 +77,22 @@ pub fn load_template(dir: &Path) -> Result<Template, Box<dyn Error>> {
             .map(|l| labels.iter().filter(|&&x| x == l).count())
             .collect::<Vec<_>>()
     );
-    Ok(Template { t1, labels, blocks })
+    Ok(Template {
+        t1,
+        labels,
+        blocks,
+        affine,
+    })
+}
+
+/// The affine of the grid [`halve`] makes from a grid with `affine`: 2 mm voxel `i` is the mean
+/// of 1 mm voxels `2i` and `2i + 1`, so its centre is at 1 mm index `2i + 0.5`.
+pub fn halved_affine(affine: &Affine) -> Affine {
+    let mut step = Affine::from_spacing([2.0; 3]);
+    for row in step.0.iter_mut().take(3) {
+        row[3] = 0.5;
+    }
+    affine.compose(&step)
 }
 
 /// The mean of every 2 × 2 × 2 block of the first channel (1 mm to 2 mm; an odd last plane is

@@ -9,6 +9,7 @@ use delira::augment::{
 use delira::backend::torch::TorchNetwork;
 use delira::backend::{BackendError, Device};
 use delira::data::{DataError, Dataset, PatchConfig, PatchDataset, PatchSource, Record, Value};
+use delira::experiment::{ExperimentError, Fingerprint};
 use delira::io::{Affine, LabelMap, Volume};
 use delira::models::torch::{Norm, UNet, UNetConfig};
 use delira::random::Stream;
@@ -92,6 +93,14 @@ pub fn unet(config: &Config) -> Result<TorchNetwork<UNet>, BackendError> {
 /// The folder of the provisioned data (`--data`, default `data`).
 pub static DATA_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
 
+/// The folder of the MNI template files (`mni/` in the data folder).
+fn template_dir() -> std::path::PathBuf {
+    DATA_DIR
+        .get()
+        .map_or_else(|| "data".into(), Clone::clone)
+        .join("mni")
+}
+
 /// The template, read once per process (every command and every fold asks for the data).
 fn shared_template() -> Result<Arc<Template>, Box<dyn Error>> {
     static CACHE: Mutex<Option<Arc<Template>>> = Mutex::new(None);
@@ -99,8 +108,7 @@ fn shared_template() -> Result<Arc<Template>, Box<dyn Error>> {
     if let Some(template) = cached.as_ref() {
         return Ok(Arc::clone(template));
     }
-    let dir = DATA_DIR.get().map_or_else(|| "data".into(), Clone::clone);
-    let template = Arc::new(load_template(&dir.join("mni"))?);
+    let template = Arc::new(load_template(&template_dir())?);
     crate::print_blocks(&template);
     *cached = Some(Arc::clone(&template));
     Ok(template)
@@ -153,6 +161,28 @@ impl BrainPatches {
     /// The block of slot `slot`.
     pub fn block_of(&self, slot: usize) -> usize {
         slot % self.template.blocks.len()
+    }
+
+    /// The one block that the slots `slots` (a fold's test part) cut from.
+    pub fn block_of_slots(&self, slots: &[usize]) -> Result<usize, String> {
+        let block = slots
+            .first()
+            .map(|&s| self.block_of(s))
+            .ok_or("the fold tests no slot")?;
+        match slots.iter().find(|&&s| self.block_of(s) != block) {
+            Some(&other) => Err(format!(
+                "the test part mixes blocks {block} and {} (slot {other}); split by block",
+                self.block_of(other)
+            )),
+            None => Ok(block),
+        }
+    }
+
+    /// The data's fingerprint (the declaration's `fingerprint:`): the names and contents of the
+    /// three template files every patch is cut from, instead of every patch slot's content (the
+    /// slots' count, patch size and seed are in the run's configuration).
+    pub fn fingerprint(&self) -> Result<Fingerprint, ExperimentError> {
+        Fingerprint::new().files(crate::template::files(&template_dir()))
     }
 
     /// The block of every sample (the groups of the split).

@@ -51,5 +51,5 @@ fn model_diagnostics() {
 
 #[test]
 fn experiment_diagnostics() {
-    check("tests/ui/experiment", 9, |_| false);
+    check("tests/ui/experiment", 13, |_| false);
 }
