@@ -73,7 +73,7 @@ use delira::training::schedule::ScheduleConfig;
 
 use crate::evaluate::{Scores, scores_of};
 use crate::template::{Template, crop};
-use crate::train::{BrainPatches, DATA_DIR, Params, unet};
+use crate::train::{BrainPatches, DATA_DIR, Params, template_fingerprint, unet};
 
 delira::experiment! {
     name: brain_tissue,
@@ -93,7 +93,7 @@ delira::experiment! {
     sinks: [csv, jsonl, tensorboard],
     test: |network, data, slots| evaluate::held_out(network, data, slots),
     // The data is the three template files: hashed as files, not patch by patch.
-    fingerprint: |data| data.fingerprint(),
+    fingerprint: template_fingerprint(),
     predict: |network, data, slots, dir| predictions::write_held_out(network, data, slots, dir),
     overfit: { steps: 40, loss: 0.8 },
 }

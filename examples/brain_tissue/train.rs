@@ -101,6 +101,13 @@ fn template_dir() -> std::path::PathBuf {
         .join("mni")
 }
 
+/// The data's fingerprint (the declaration's `fingerprint:`): the names and contents of the
+/// three template files every patch is cut from, instead of every patch slot's content (the
+/// slots' count, patch size and seed are in the run's configuration).
+pub fn template_fingerprint() -> Result<Fingerprint, ExperimentError> {
+    Fingerprint::new().files(crate::template::files(&template_dir()))
+}
+
 /// The template, read once per process (every command and every fold asks for the data).
 fn shared_template() -> Result<Arc<Template>, Box<dyn Error>> {
     static CACHE: Mutex<Option<Arc<Template>>> = Mutex::new(None);
@@ -176,13 +183,6 @@ impl BrainPatches {
             )),
             None => Ok(block),
         }
-    }
-
-    /// The data's fingerprint (the declaration's `fingerprint:`): the names and contents of the
-    /// three template files every patch is cut from, instead of every patch slot's content (the
-    /// slots' count, patch size and seed are in the run's configuration).
-    pub fn fingerprint(&self) -> Result<Fingerprint, ExperimentError> {
-        Fingerprint::new().files(crate::template::files(&template_dir()))
     }
 
     /// The block of every sample (the groups of the split).
@@ -301,4 +301,28 @@ pub fn augment_record(
     record.insert("image", image);
     record.insert("label", labels);
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use delira::experiment::{Experiment as _, Fingerprint};
+
+    use crate::brain_tissue::{Config, Experiment};
+
+    #[test]
+    fn the_data_fingerprint_is_that_of_the_three_template_files() {
+        let (slots, fingerprint) = Experiment.data(&Config::default()).unwrap();
+        assert_eq!(slots, 4 * 64_usize.div_ceil(3));
+        let dir = std::path::Path::new("data/mni");
+        let files = Fingerprint::new()
+            .files(crate::template::files(dir))
+            .unwrap()
+            .finish();
+        assert_eq!(fingerprint, files);
+        assert_eq!(fingerprint.len(), 64);
+        // The order of the files is part of it.
+        let [t1, gm, wm] = crate::template::files(dir);
+        let swapped = Fingerprint::new().files([gm, t1, wm]).unwrap().finish();
+        assert_ne!(fingerprint, swapped);
+    }
 }
