@@ -48,7 +48,8 @@
 //! `cargo test --features torch --example brain_tissue` runs the tests the declaration
 //! generates (the data fits the model, one batch is overfitted, a checkpoint round-trips, seeded
 //! runs repeat, the folds partition the slots, augmentation keeps image and labels aligned) and the
-//! example's own (the `predict:` hook's label map and the 2 mm affine).
+//! example's own (the threshold rule, the `predict:` hook's label map and the 2 mm affine, the
+//! declared data fingerprint).
 
 mod baseline;
 mod colin;
