@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::error::Error;
 
 use delira::backend::Network;
-use delira::inference::{NetworkPredictor, SlidingWindow};
+use delira::inference::{FlipAveraging, NetworkPredictor, SlidingWindow};
 use delira::io::{Affine, Volume};
 use delira::training::metrics::{ConfusionMatrix, dice_per_class};
 use std::ops::Range;
@@ -53,7 +53,8 @@ pub fn score(
 }
 
 /// The class scores of `network` for every voxel of `image` (a whole block or brain), by sliding
-/// 32³ windows with Gaussian blending: `[4, x, y, z]`.
+/// 32³ windows with Gaussian blending, each window's scores averaged with those of its left/right
+/// mirror image (test-time augmentation matching the training flips): `[4, x, y, z]`.
 pub fn predict<N: Network>(
     network: &mut N,
     image: &ArrayView3<'_, f32>,
@@ -68,7 +69,10 @@ pub fn predict<N: Network>(
         .overlap(0.5)
         .batch_size(4)
         .build();
-    let mut predictor = NetworkPredictor::new(network, "image", "logits");
+    let mut predictor = FlipAveraging::new(
+        NetworkPredictor::new(network, "image", "logits"),
+        vec![vec![], vec![0]],
+    );
     let logits = sliding.run(&mut predictor, &volume)?;
     Ok(logits.into_parts().0.into_dimensionality()?)
 }
