@@ -161,17 +161,7 @@ pub fn held_out<N: Network>(
     slots: &[usize],
 ) -> Result<BTreeMap<String, f64>, Box<dyn Error>> {
     let template = &data.template;
-    let block = slots
-        .first()
-        .map(|&s| data.block_of(s))
-        .ok_or("the fold tests no slot")?;
-    if let Some(&other) = slots.iter().find(|&&s| data.block_of(s) != block) {
-        return Err(format!(
-            "the test part mixes blocks {block} and {} (slot {other}); split by block",
-            data.block_of(other)
-        )
-        .into());
-    }
+    let block = data.block_of_slots(slots)?;
     let held_out = &template.blocks[block];
 
     let training = template

@@ -15,8 +15,8 @@
 //! `params.` (`--set epochs=30 --set params.patches_per_epoch=96 --set params.norm=instance
 //! --set optimizer.adam.lr=2e-3`); `config` prints them all. `--full` reads `full.toml`, the
 //! settings the full configuration changes (for `kfold`, `train` and `config`: the other commands
-//! use the configuration their run pinned); `--threads` is libtorch's thread count (default 1)
-//! and `--data` the provisioned data folder (default `data`).
+//! use the configuration their run pinned); `--threads` is libtorch's thread count (default: the
+//! machine's cores) and `--data` the provisioned data folder (default `data`).
 //!
 //! The template at 2 mm (98 × 116 × 94) is labelled 1 = CSF/other, 2 = grey matter, 3 = white
 //! matter inside the brain (argmax of the tissue probability maps) and cut into four blocks at the
@@ -89,7 +89,7 @@ delira::experiment! {
     optimizer: adam(lr = 3e-3),
     loss: cross_entropy,
     monitor: min(train.loss),
-    epochs: 25,
+    epochs: 12,
     seed: 42,
     sinks: [csv, jsonl, tensorboard],
     test: |network, data, slots| evaluate::held_out(network, data, slots),
@@ -132,7 +132,7 @@ fn own_options(args: impl Iterator<Item = String>) -> Result<Own, Box<dyn Error>
     let mut args = args;
     let mut own = Own {
         full: false,
-        threads: 1,
+        threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         data: PathBuf::from("data"),
         rest: args.next().into_iter().collect(),
     };
@@ -187,8 +187,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn Error>> {
     let own = own_options(std::env::args())?;
-    // One libtorch thread by default: on the shared 2-core machine two OpenMP threads that
-    // compete with other processes made a training step about three times slower.
+    // As many libtorch threads as cores by default; on a machine shared with other work, fewer
+    // (`--threads 1`) are faster: two OpenMP threads competing with two builds on the 2-core
+    // machine made a training step about three times slower.
     tch::set_num_threads(own.threads as i32);
     let _ = DATA_DIR.set(own.data.clone());
     let cli = Cli::parse_from(&own.rest);
@@ -225,7 +226,7 @@ fn print_outcome(outcome: &Outcome) {
         Outcome::Trained { run, folds, .. } => {
             println!("run {}", run.display());
             for fold in folds {
-                print_fold(fold.fold, true, fold, f64::NAN);
+                print_fold(fold.fold, true, fold, None);
             }
         }
         Outcome::Predicted { dir } => {
@@ -267,7 +268,7 @@ fn kfold(cli: &Cli, only: Option<usize>, own: &Own) -> Result<(), Box<dyn Error>
             return Err("`kfold` trains".into());
         };
         for result in trained {
-            print_fold(fold, results.is_empty(), &result, seconds);
+            print_fold(fold, results.is_empty(), &result, Some(seconds));
             results.push(result);
         }
         // The later folds join the run the first one made.
@@ -383,7 +384,9 @@ fn check_blocks(results: &[FoldResult]) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn print_fold(fold: usize, header: bool, result: &FoldResult, seconds: f64) {
+/// One fold's row and its threshold rule's; `seconds` is the fold's wall time where it was
+/// timed (`kfold`), left blank otherwise.
+fn print_fold(fold: usize, header: bool, result: &FoldResult, seconds: Option<f64>) {
     if header {
         println!(
             "\n                   block  Dice other    GM      WM   accuracy   fold s  last loss"
@@ -404,8 +407,9 @@ fn print_fold(fold: usize, header: bool, result: &FoldResult, seconds: f64) {
         .and_then(|curve| curve.last())
         .map_or(f64::NAN, |&(_, loss)| loss);
     let block = held_out_block(result).map_or_else(|| "?".to_owned(), |b| b.to_string());
+    let seconds = seconds.map_or_else(String::new, |s| format!("{s:.0}"));
     println!(
-        "fold {fold} U-Net     {block:>5}  {}  {seconds:>7.0}  {last_loss:>9.4}",
+        "fold {fold} U-Net     {block:>5}  {}  {seconds:>7}  {last_loss:>9.4}",
         row(&scores_of(&result.metrics, ""))
     );
     println!(

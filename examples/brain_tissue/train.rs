@@ -38,6 +38,9 @@ pub struct Params {
     pub patches_per_epoch: usize,
     /// The probability of a patch centred on brain tissue.
     pub foreground_p: f64,
+    /// The axes a training patch is mirrored along, each with probability one half (0 is
+    /// left/right).
+    pub flip_axes: Vec<usize>,
     /// The probability of the small rotation and scaling of a patch.
     pub affine_p: f64,
     /// The probability of Gaussian noise on a patch.
@@ -46,7 +49,7 @@ pub struct Params {
     pub brightness: f64,
 }
 
-/// The quick configuration: 25 epochs (the declaration) of 160 patches, 1000 steps per fold.
+/// The quick configuration: 12 epochs (the declaration) of 160 patches, 480 steps per fold.
 impl Default for Params {
     fn default() -> Self {
         Self {
@@ -56,6 +59,7 @@ impl Default for Params {
             patch: 32,
             patches_per_epoch: 160,
             foreground_p: 0.9,
+            flip_axes: vec![0],
             affine_p: 0.2,
             noise_p: 0.0,
             brightness: 0.01,
@@ -258,7 +262,7 @@ pub fn augmentation(params: &Params) -> Pipeline {
                 .scale(0.9, 1.1)
                 .into(),
         ),
-        FlipSpec::new([0]).into(),
+        FlipSpec::new(params.flip_axes.clone()).into(),
         BrightnessSpec {
             multiply: [1.0 - params.brightness, 1.0 + params.brightness],
             add: [0.0, 0.0],
@@ -325,5 +329,20 @@ mod tests {
         let [t1, gm, wm] = crate::template::files(dir);
         let swapped = Fingerprint::new().files([gm, t1, wm]).unwrap().finish();
         assert_ne!(fingerprint, swapped);
+    }
+
+    #[test]
+    fn a_test_part_must_name_one_block() {
+        let data = super::BrainPatches::new(&Config::default()).unwrap();
+        // Slots 1, 5, 9 cut from block 1 (slot i from block i % 4).
+        assert_eq!(data.block_of_slots(&[1, 5, 9]), Ok(1));
+        assert_eq!(
+            data.block_of_slots(&[1, 5, 6]).unwrap_err(),
+            "the test part mixes blocks 1 and 2 (slot 6); split by block"
+        );
+        assert_eq!(
+            data.block_of_slots(&[]).unwrap_err(),
+            "the fold tests no slot"
+        );
     }
 }
