@@ -239,7 +239,7 @@ fn slot_of(record: &Record) -> Result<usize, DataError> {
     }
 }
 
-/// Flip (left/right), a small rotation and scaling (probability [`Params::affine_p`]) and
+/// Flips ([`Params::flip_axes`], left/right by default), a small rotation and scaling (probability [`Params::affine_p`]) and
 /// mild intensity changes (brightness `1 ± Params::brightness`, Gaussian noise with
 /// probability [`Params::noise_p`]): images interpolated linearly, labels by nearest
 /// neighbour, one resampling. The tissues are told apart by intensity, partly of partial-volume
