@@ -12,6 +12,7 @@ use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn};
 use crate::baseline::Thresholds;
 use crate::evaluate::{predict, tissue_labels};
 use crate::template::{GREY, WHITE, halve, scale_inside};
+use crate::train::Params;
 
 /// Colin27 at 2 mm, scaled as the template is (99th percentile inside its mask).
 pub struct Colin {
@@ -60,9 +61,9 @@ pub fn threshold_labels(colin: &Colin, thresholds: Thresholds) -> Array3<i64> {
 pub fn segment<N: Network>(
     network: &mut N,
     colin: &Colin,
-    window: usize,
+    params: &Params,
 ) -> Result<Array3<i64>, Box<dyn Error>> {
-    let logits = predict(network, &colin.t1.view(), window)?;
+    let logits = predict(network, &colin.t1.view(), params)?;
     Ok(tissue_labels(&logits, &colin.mask.view()))
 }
 

@@ -14,7 +14,7 @@ use ndarray::{Array3, Array4, ArrayView3, Axis};
 
 use crate::baseline;
 use crate::template::{CLASSES, OTHER, WHITE, crop};
-use crate::train::BrainPatches;
+use crate::train::{BrainPatches, Params};
 
 /// Dice of CSF/other, GM and WM and the voxel accuracy, inside the brain mask.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -53,46 +53,65 @@ pub fn score(
 }
 
 /// The class scores of `network` for every voxel of `image` (a whole block or brain), by sliding
-/// 32³ windows with Gaussian blending, each window's scores averaged with those of its left/right
-/// mirror image (test-time augmentation matching the training flips): `[4, x, y, z]`.
+/// `params.patch`³ windows with Gaussian blending, each window's scores averaged over its mirror
+/// images along every combination of the training flips (`params.flip_axes`: test-time
+/// augmentation matching the training, two images for the default left/right flip, eight for all
+/// three axes): `[4, x, y, z]`.
 pub fn predict<N: Network>(
     network: &mut N,
     image: &ArrayView3<'_, f32>,
-    window: usize,
+    params: &Params,
 ) -> Result<ndarray::Array4<f32>, Box<dyn Error>> {
     let volume = Volume::new(
         image.to_owned().insert_axis(Axis(0)).into_dyn(),
         Affine::from_spacing([2.0; 3]),
     );
     let sliding = SlidingWindow::builder()
-        .window(vec![window; 3])
+        .window(vec![params.patch; 3])
         .overlap(0.5)
         .batch_size(4)
         .build();
     let mut predictor = FlipAveraging::new(
         NetworkPredictor::new(network, "image", "logits"),
-        vec![vec![], vec![0]],
+        flip_sets(&params.flip_axes),
     );
     let logits = sliding.run(&mut predictor, &volume)?;
     Ok(logits.into_parts().0.into_dimensionality()?)
 }
 
-/// The class scores of `network` for every voxel of `block` of `image`: the sliding windows run
-/// over the block widened by `margin` voxels on every side (within the grid), so that voxels at a
-/// cut face see the image beyond it as context rather than zero padding; the scores are then cut
-/// back to the block. Only the image is read beyond the block, never labels. `[4, x, y, z]`.
+/// Every subset of `axes` (repeats removed), the empty one first: the flips of test-time
+/// augmentation.
+pub fn flip_sets(axes: &[usize]) -> Vec<Vec<usize>> {
+    let mut axes = axes.to_vec();
+    axes.sort_unstable();
+    axes.dedup();
+    (0..1_usize << axes.len())
+        .map(|mask| {
+            axes.iter()
+                .enumerate()
+                .filter(|&(i, _)| mask >> i & 1 == 1)
+                .map(|(_, &axis)| axis)
+                .collect()
+        })
+        .collect()
+}
+
+/// The class scores of `network` for every voxel of `block` of `image` ([`predict`]): the sliding
+/// windows run over the block widened by half a patch on every side (within the grid), so that
+/// voxels at a cut face see the image beyond it as context rather than zero padding; the scores
+/// are then cut back to the block. Only the image is read beyond the block, never labels. `[4, x, y, z]`.
 pub fn predict_block<N: Network>(
     network: &mut N,
     image: &Array3<f32>,
     block: &[Range<usize>; 3],
-    window: usize,
-    margin: usize,
+    params: &Params,
 ) -> Result<Array4<f32>, Box<dyn Error>> {
+    let margin = params.patch / 2;
     let shape = image.shape();
     let wide: [Range<usize>; 3] = std::array::from_fn(|axis| {
         block[axis].start.saturating_sub(margin)..(block[axis].end + margin).min(shape[axis])
     });
-    let logits = predict(network, &crate::template::crop(image, &wide), window)?;
+    let logits = predict(network, &crate::template::crop(image, &wide), params)?;
     let inner = std::array::from_fn::<_, 3, _>(|axis| {
         let offset = block[axis].start - wide[axis].start;
         offset..offset + block[axis].len()
@@ -183,8 +202,7 @@ pub fn held_out<N: Network>(
         .map_collect(|&v, &t| if t > 0 { thresholds.label(v) } else { 0 });
     let baseline = score(&truth, &rule.view())?;
 
-    let patch = data.params.patch;
-    let logits = predict_block(network, &template.t1, held_out, patch, patch / 2)?;
+    let logits = predict_block(network, &template.t1, held_out, &data.params)?;
     let prediction = tissue_labels(&logits, &truth.mapv(|t| t > 0).view());
     let network = score(&truth, &prediction.view())?;
     let mut metrics: BTreeMap<String, f64> = named("", &network)
@@ -193,4 +211,22 @@ pub fn held_out<N: Network>(
         .collect();
     metrics.insert("block".to_owned(), block as f64);
     Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flip_sets;
+
+    #[test]
+    fn test_time_flips_are_every_combination_of_the_training_flips() {
+        assert_eq!(flip_sets(&[0]), [vec![], vec![0]]);
+        assert_eq!(flip_sets(&[]), [Vec::<usize>::new()]);
+        assert_eq!(
+            flip_sets(&[2, 0, 2]),
+            [vec![], vec![0], vec![2], vec![0, 2]]
+        );
+        let all = flip_sets(&[0, 1, 2]);
+        assert_eq!(all.len(), 8);
+        assert_eq!(all[7], [0, 1, 2]);
+    }
 }

@@ -26,8 +26,7 @@ pub fn write_held_out<N: Network>(
 ) -> Result<(), Box<dyn Error>> {
     let template = &data.template;
     let block = &template.blocks[data.block_of_slots(slots)?];
-    let patch = data.params.patch;
-    let logits = predict_block(network, &template.t1, block, patch, patch / 2)?;
+    let logits = predict_block(network, &template.t1, block, &data.params)?;
     let mask = crop(&template.labels, block).mapv(|t| t > 0);
     let labels = tissue_labels(&logits, &mask.view());
     let map = on_grid(template.t1.dim(), block, &labels)?;

@@ -39,7 +39,8 @@ pub struct Params {
     /// The probability of a patch centred on brain tissue.
     pub foreground_p: f64,
     /// The axes a training patch is mirrored along, each with probability one half (0 is
-    /// left/right).
+    /// left/right); evaluation averages over the mirror images along every combination of them
+    /// ([`crate::evaluate::predict`]).
     pub flip_axes: Vec<usize>,
     /// The probability of the small rotation and scaling of a patch.
     pub affine_p: f64,
