@@ -15,7 +15,7 @@ use delira::experiment::{Cli, FoldResult, RunDir};
 
 use crate::{Own, print_fold};
 
-/// The log of a fold job, in its fold folder.
+/// The log of a fold job, in its fold folder (appended to by every job of the fold).
 pub const JOB_LOG: &str = "job.log";
 
 /// The arguments of the process that trains `fold` of run `id` (after the program's name): the
@@ -90,7 +90,13 @@ impl Job {
     ) -> Result<Self, Box<dyn Error>> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let log = dir.join(JOB_LOG);
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        // Appended to: a later job of the same fold (a refused re-run, say) keeps what the
+        // earlier ones wrote.
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone()?;
         let child = Process::new(program)
             .args(args)
