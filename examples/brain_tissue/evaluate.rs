@@ -99,7 +99,8 @@ pub fn flip_sets(axes: &[usize]) -> Vec<Vec<usize>> {
 /// The class scores of `network` for every voxel of `block` of `image` ([`predict`]): the sliding
 /// windows run over the block widened by half a patch on every side (within the grid), so that
 /// voxels at a cut face see the image beyond it as context rather than zero padding; the scores
-/// are then cut back to the block. Only the image is read beyond the block, never labels. `[4, x, y, z]`.
+/// are then cut back to the block. Only the image is read beyond the block, never labels.
+/// `[4, x, y, z]`.
 pub fn predict_block<N: Network>(
     network: &mut N,
     image: &Array3<f32>,
